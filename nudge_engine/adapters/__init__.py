@@ -1,0 +1,1 @@
+"""Adapters: SQLAlchemy storage, unit of work. Implement the ports the services use."""

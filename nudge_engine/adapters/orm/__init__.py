@@ -1,0 +1,61 @@
+"""SQLAlchemy 2 typed models. Importing this package registers every table on ``Base.metadata``."""
+
+from nudge_engine.adapters.orm.audit import AuditCheckpointRow, AuditRecordRow
+from nudge_engine.adapters.orm.auth import ApiTokenRow
+from nudge_engine.adapters.orm.base import Base, UTCDateTime, new_id
+from nudge_engine.adapters.orm.build import (
+    BuildCycleRow,
+    BuildShardRow,
+    CandidateDecisionRow,
+    ModelVersionRow,
+    ReadyNudgeRow,
+)
+from nudge_engine.adapters.orm.catalog import NudgeRow, SegmentMembershipRow, SegmentRow
+from nudge_engine.adapters.orm.clinical import (
+    ClinicalFactRow,
+    ConditionRow,
+    MedicationRow,
+    ObservationRow,
+    ProcedureRow,
+)
+from nudge_engine.adapters.orm.events import PatientEventRow
+from nudge_engine.adapters.orm.experiments import ExperimentAssignmentRow, ExperimentRow
+from nudge_engine.adapters.orm.patients import (
+    PatientIdentifierRow,
+    PatientKeyRow,
+    PatientPreferenceRow,
+    PatientRow,
+)
+from nudge_engine.adapters.orm.review import ApprovalScopeRow, ClinicianAccountRow, ReviewItemRow
+
+__all__ = [
+    "ApiTokenRow",
+    "ApprovalScopeRow",
+    "AuditCheckpointRow",
+    "AuditRecordRow",
+    "Base",
+    "BuildCycleRow",
+    "BuildShardRow",
+    "CandidateDecisionRow",
+    "ClinicalFactRow",
+    "ClinicianAccountRow",
+    "ConditionRow",
+    "ExperimentAssignmentRow",
+    "ExperimentRow",
+    "MedicationRow",
+    "ModelVersionRow",
+    "NudgeRow",
+    "ObservationRow",
+    "PatientEventRow",
+    "PatientIdentifierRow",
+    "PatientKeyRow",
+    "PatientPreferenceRow",
+    "PatientRow",
+    "ProcedureRow",
+    "ReadyNudgeRow",
+    "ReviewItemRow",
+    "SegmentMembershipRow",
+    "SegmentRow",
+    "UTCDateTime",
+    "new_id",
+]

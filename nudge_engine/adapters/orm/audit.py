@@ -1,0 +1,47 @@
+"""The append-only audit trail and its signed checkpoints (contract §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nudge_engine.adapters.orm.base import Base
+
+
+class AuditRecordRow(Base):
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_records_time", "recorded_at"),
+        Index("ix_audit_records_type", "event_type", "recorded_at"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    recorded_at: Mapped[datetime]
+    event_type: Mapped[str] = mapped_column(String(48))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    patient_ref: Mapped[str | None] = mapped_column(String(32))
+    nudge_id: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    rule_ids: Mapped[list[str]] = mapped_column(default=list)
+    ruleset_digest: Mapped[str | None] = mapped_column(String(80))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signed statement of the chain head; also written to files the application never rewrites."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    head_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    head_hash: Mapped[str] = mapped_column(String(64))
+    record_count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))

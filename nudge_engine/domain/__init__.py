@@ -1,0 +1,1 @@
+"""Plain domain types. Imports only the standard library."""

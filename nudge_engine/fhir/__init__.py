@@ -1,0 +1,1 @@
+"""FHIR R4 and Synthea CSV parsing into domain objects. No database, no identifiers leak out."""
