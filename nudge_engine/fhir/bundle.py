@@ -126,7 +126,7 @@ def parse_resources(
                     medications[key] = res
     if not builders and patient_hint is not None:
         builders[patient_hint] = _Builder(PatientIdentifiers(source_id=patient_hint), {})
-    for full_url, res in items:
+    for _, res in items:
         rtype = str(res["resourceType"])
         if rtype not in CLINICAL_TYPES:
             if rtype not in {"Patient", "Medication"}:
@@ -171,8 +171,12 @@ def _owner(
     )
 
 
-def read_bundle_file(path: Path) -> ParsedBundle:
-    """Parse a ``.json`` Bundle or an ``.ndjson`` file (resources or Bundles, one per line)."""
+def read_bundle_file(path: Path, *, tolerate_non_bundle: bool = False) -> ParsedBundle | None:
+    """Parse a ``.json`` Bundle or an ``.ndjson`` file (resources or Bundles, one per line).
+
+    With ``tolerate_non_bundle``, a JSON document that is no FHIR resource at all (no
+    ``resourceType``, such as Synthea's run metadata) gives None instead of an error.
+    """
     name = path.name
     try:
         text = path.read_text(encoding="utf-8")
@@ -184,7 +188,17 @@ def read_bundle_file(path: Path) -> ParsedBundle:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    if tolerate_non_bundle and isinstance(doc, Mapping) and "resourceType" not in doc:
+        return None
     return parse_bundle(doc, source=name)
+
+
+def read_bundle(path: Path) -> ParsedBundle:
+    """Like :func:`read_bundle_file`, for callers that need a bundle (``rules explain``)."""
+    parsed = read_bundle_file(path)
+    if parsed is None:  # pragma: no cover - only with tolerate_non_bundle
+        raise InvalidInput(f"{path.name}: not a FHIR Bundle")
+    return parsed
 
 
 def _read_ndjson(text: str, name: str) -> ParsedBundle:

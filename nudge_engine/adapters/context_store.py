@@ -1,0 +1,244 @@
+"""Clinical context between domain objects and rows: write a patient's context, read it back.
+
+Rows are one per coding of each resource, so the batch build can load columns with plain
+SELECTs. Birth dates are kept as year and month only; the context read back uses the last day of
+the birth month, the youngest age the patient can have (fail closed for minimum-age rules).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import (
+    ClinicalFactRow,
+    ConditionRow,
+    MedicationRow,
+    ObservationRow,
+    PatientRow,
+    ProcedureRow,
+    new_id,
+)
+from nudge_engine.domain.context import (
+    ClinicalFact,
+    Coding,
+    Condition,
+    Medication,
+    Moment,
+    Observation,
+    PatientContext,
+    Procedure,
+    Quantity,
+)
+
+CONTEXT_TABLES = (ConditionRow, ProcedureRow, MedicationRow, ObservationRow, ClinicalFactRow)
+
+
+def context_digest(context: PatientContext, *, timezone: str | None, deceased: bool) -> str:
+    """A stable fingerprint of everything stored for a patient's context (re-import is a no-op)."""
+    clinical = PatientContext(
+        birth_date=youngest_birth_date(context.birth_date),
+        sex=context.sex,
+        conditions=context.conditions,
+        procedures=context.procedures,
+        medications=context.medications,
+        observations=context.observations,
+        facts=context.facts,
+    )
+    return hashlib.sha256(repr((clinical, timezone, deceased)).encode()).hexdigest()
+
+
+def youngest_birth_date(birth: date | None) -> date | None:
+    if birth is None:
+        return None
+    return date(birth.year, birth.month, calendar.monthrange(birth.year, birth.month)[1])
+
+
+def _m(moment: Moment | None) -> tuple[Any, bool]:
+    return (moment.at, moment.date_only) if moment else (None, False)
+
+
+def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[str, Any]]]:
+    """Row dicts per table for one patient's context (ready for bulk insert)."""
+    rows: dict[type, list[dict[str, Any]]] = defaultdict(list)
+    for c in ctx.conditions:
+        onset, onset_d = _m(c.onset)
+        abate, abate_d = _m(c.abatement)
+        rec, rec_d = _m(c.recorded)
+        for cd in c.codings:
+            rows[ConditionRow].append(
+                {"id": new_id(), "patient_id": patient_id, "resource_id": c.source_id, "system": cd.system,
+                 "code": cd.code, "display": _short(cd.display), "clinical_status": c.clinical_status,
+                 "verification_status": c.verification_status, "onset_at": onset, "onset_date_only": onset_d,
+                 "abatement_at": abate, "abatement_date_only": abate_d, "recorded_at": rec,
+                 "recorded_date_only": rec_d}
+            )
+    for p in ctx.procedures:
+        at, d = _m(p.performed)
+        for cd in p.codings:
+            rows[ProcedureRow].append(
+                {"id": new_id(), "patient_id": patient_id, "resource_id": p.source_id, "system": cd.system,
+                 "code": cd.code, "display": _short(cd.display), "status": p.status, "performed_at": at,
+                 "performed_date_only": d}
+            )
+    for m in ctx.medications:
+        start, start_d = _m(m.start)
+        end, end_d = _m(m.end)
+        for cd in m.codings:
+            rows[MedicationRow].append(
+                {"id": new_id(), "patient_id": patient_id, "resource_id": m.source_id,
+                 "resource_type": m.resource_type, "system": cd.system, "code": cd.code,
+                 "display": _short(cd.display), "status": m.status, "start_at": start,
+                 "start_date_only": start_d, "end_at": end, "end_date_only": end_d}
+            )
+    for o in ctx.observations:
+        at, d = _m(o.effective)
+        for cd in o.codings:
+            rows[ObservationRow].append(
+                {"id": new_id(), "patient_id": patient_id, "resource_id": o.source_id, "system": cd.system,
+                 "code": cd.code, "display": _short(cd.display), "status": o.status, "effective_at": at,
+                 "effective_date_only": d,
+                 "value_num": o.quantity.value if o.quantity else None,
+                 "value_unit": o.quantity.unit if o.quantity else None,
+                 "value_code_system": o.value_coding.system if o.value_coding else None,
+                 "value_code": o.value_coding.code if o.value_coding else None,
+                 "value_string": _short(o.value_string)}
+            )
+    for f in ctx.facts:
+        at, d = _m(f.effective)
+        rows[ClinicalFactRow].append(
+            {"id": new_id(), "patient_id": patient_id, "resource_id": f.source_id, "kind": f.kind,
+             "effective_at": at, "effective_date_only": d, "value_string": _short(f.value_string),
+             "value_num": f.quantity.value if f.quantity else None,
+             "value_unit": f.quantity.unit if f.quantity else None}
+        )
+    return rows
+
+
+def _short(text: str | None) -> str | None:
+    return text[:256] if text else text
+
+
+def replace_contexts(session: Session, items: Sequence[tuple[str, PatientContext]]) -> None:
+    """Delete and re-insert the clinical rows of each patient, in the caller's transaction."""
+    ids = [pid for pid, _ in items]
+    for table in CONTEXT_TABLES:
+        for chunk in _chunks(ids, 500):
+            session.execute(delete(table).where(table.patient_id.in_(chunk)))
+    merged: dict[type, list[dict[str, Any]]] = defaultdict(list)
+    for pid, ctx in items:
+        for row_type, rows in context_rows(pid, ctx).items():
+            merged[row_type].extend(rows)
+    for row_type, rows in merged.items():
+        for chunk in _chunks(rows, 5000):
+            session.execute(insert(row_type), chunk)
+
+
+def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, PatientContext]:
+    """Read the stored contexts of the given patients (missing patients are absent from the result)."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    demo: dict[str, tuple[date | None, str | None]] = {}
+    for chunk in _chunks(list(patient_ids), 500):
+        for row in session.execute(
+            select(PatientRow.id, PatientRow.birth_year, PatientRow.birth_month, PatientRow.sex).where(
+                PatientRow.id.in_(chunk)
+            )
+        ):
+            born = (
+                youngest_birth_date(date(row.birth_year, row.birth_month, 1))
+                if row.birth_year and row.birth_month else None
+            )
+            demo[row.id] = (born, row.sex)
+            out[row.id] = defaultdict(list)
+        _collect(session, chunk, out)
+    return {
+        pid: PatientContext(
+            birth_date=demo[pid][0],
+            sex=demo[pid][1],
+            conditions=_group(parts["conditions"]),
+            procedures=_group(parts["procedures"]),
+            medications=_group(parts["medications"]),
+            observations=tuple(parts["observations"]),
+            facts=tuple(parts["facts"]),
+        )
+        for pid, parts in out.items()
+    }
+
+
+def _group(items: Iterable[tuple[str | None, Any]]) -> tuple[Any, ...]:
+    """Merge rows of the same resource (one per coding) back into one object with all codings."""
+    merged: dict[Any, Any] = {}
+    for key, obj in items:
+        k = key if key is not None else id(obj)
+        if k in merged:
+            merged[k] = _with_codings(merged[k], merged[k].codings + obj.codings)
+        else:
+            merged[k] = obj
+    return tuple(merged.values())
+
+
+def _with_codings(obj: Any, codings: tuple[Coding, ...]) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, codings=codings)
+
+
+def _mo(at: Any, date_only: bool) -> Moment | None:
+    return Moment(at, date_only) if at is not None else None
+
+
+def _collect(session: Session, chunk: Sequence[str], out: dict[str, dict[str, list[Any]]]) -> None:
+    for r in session.scalars(select(ConditionRow).where(ConditionRow.patient_id.in_(chunk))):
+        out[r.patient_id]["conditions"].append(
+            (r.resource_id, Condition(
+                codings=(Coding(r.system, r.code, r.display),), clinical_status=r.clinical_status,
+                verification_status=r.verification_status, onset=_mo(r.onset_at, r.onset_date_only),
+                abatement=_mo(r.abatement_at, r.abatement_date_only),
+                recorded=_mo(r.recorded_at, r.recorded_date_only), source_id=r.resource_id,
+            ))
+        )
+    for p in session.scalars(select(ProcedureRow).where(ProcedureRow.patient_id.in_(chunk))):
+        out[p.patient_id]["procedures"].append(
+            (p.resource_id, Procedure(
+                codings=(Coding(p.system, p.code, p.display),), status=p.status,
+                performed=_mo(p.performed_at, p.performed_date_only), source_id=p.resource_id,
+            ))
+        )
+    for m in session.scalars(select(MedicationRow).where(MedicationRow.patient_id.in_(chunk))):
+        out[m.patient_id]["medications"].append(
+            (m.resource_id, Medication(
+                codings=(Coding(m.system, m.code, m.display),), status=m.status,
+                start=_mo(m.start_at, m.start_date_only), end=_mo(m.end_at, m.end_date_only),
+                resource_type=m.resource_type, source_id=m.resource_id,
+            ))
+        )
+    for o in session.scalars(select(ObservationRow).where(ObservationRow.patient_id.in_(chunk))):
+        out[o.patient_id]["observations"].append(
+            Observation(
+                codings=(Coding(o.system, o.code, o.display),), status=o.status,
+                effective=_mo(o.effective_at, o.effective_date_only),
+                quantity=Quantity(o.value_num, o.value_unit) if o.value_num is not None else None,
+                value_coding=Coding(o.value_code_system or "", o.value_code) if o.value_code else None,
+                value_string=o.value_string, source_id=o.resource_id,
+            )
+        )
+    for f in session.scalars(select(ClinicalFactRow).where(ClinicalFactRow.patient_id.in_(chunk))):
+        out[f.patient_id]["facts"].append(
+            ClinicalFact(
+                kind=f.kind, effective=_mo(f.effective_at, f.effective_date_only), value_string=f.value_string,
+                quantity=Quantity(f.value_num, f.value_unit) if f.value_num is not None else None,
+                source_id=f.resource_id,
+            )
+        )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,78 @@
+"""The composition root: the table of contents of the running system.
+
+Builds settings, the database engine, units of work, the identifier vault, the audit trail, the
+rule set and the clock, each once and lazily. Nothing here runs at import time; entry points
+(CLI, API, scheduler) call ``Container.from_env()`` and pass what they need inward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from nudge_engine.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from nudge_engine.adapters.unit_of_work import UnitOfWork, UnitOfWorkFactory
+    from nudge_engine.audit.trail import AuditTrail
+    from nudge_engine.privacy.vault import IdentifierVault
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Container:
+    """Wires adapters for one process. Construct with ``from_env`` or with explicit settings in tests."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = system_clock) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Container:
+        """Settings from the environment (``NUDGE_*``), secrets ensured, logging configured."""
+        from nudge_engine.logs import configure_logging
+        from nudge_engine.privacy.keys import ensure_dev_secrets
+
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        configure_logging(level=settings.log_level, json=settings.log_json)
+        return cls(ensure_dev_secrets(settings))
+
+    @cached_property
+    def engine(self) -> Engine:
+        from nudge_engine.adapters.database import make_engine
+
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def uow_factory(self) -> UnitOfWorkFactory:
+        from nudge_engine.adapters.unit_of_work import UnitOfWorkFactory
+
+        return UnitOfWorkFactory(self.engine)
+
+    def uow(self) -> UnitOfWork:
+        return self.uow_factory()
+
+    @cached_property
+    def vault(self) -> IdentifierVault:
+        from nudge_engine.privacy.keys import Keyring
+        from nudge_engine.privacy.vault import IdentifierVault
+
+        return IdentifierVault(Keyring.from_settings(self.settings))
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        from nudge_engine.audit.trail import AuditTrail
+
+        return AuditTrail()
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

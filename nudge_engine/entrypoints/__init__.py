@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the HTTP API and the scheduler. They call services; nothing calls them."""
