@@ -6,8 +6,8 @@ from nudge_engine.adapters.orm.base import Base, UTCDateTime, new_id
 from nudge_engine.adapters.orm.build import (
     BuildCycleRow,
     BuildShardRow,
-    CandidateDecisionRow,
     ModelVersionRow,
+    PatientDecisionRow,
     ReadyNudgeRow,
 )
 from nudge_engine.adapters.orm.catalog import NudgeRow, SegmentMembershipRow, SegmentRow
@@ -36,7 +36,6 @@ __all__ = [
     "Base",
     "BuildCycleRow",
     "BuildShardRow",
-    "CandidateDecisionRow",
     "ClinicalFactRow",
     "ClinicianAccountRow",
     "ConditionRow",
@@ -46,6 +45,7 @@ __all__ = [
     "ModelVersionRow",
     "NudgeRow",
     "ObservationRow",
+    "PatientDecisionRow",
     "PatientEventRow",
     "PatientIdentifierRow",
     "PatientKeyRow",

@@ -1,4 +1,7 @@
-"""The append-only audit trail and its signed checkpoints (contract §7)."""
+"""The append-only audit trail, its chain head and its signed checkpoints (contract §7).
+
+See :mod:`nudge_engine.audit.trail` for how the chain is sealed under concurrent writers.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from nudge_engine.adapters.orm.base import Base
 
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+
 
 class AuditRecordRow(Base):
+    """One audited decision or action. Never updated or deleted (a trigger enforces it on PostgreSQL)."""
+
     __tablename__ = "audit_records"
     __table_args__ = (
         Index("ix_audit_records_time", "recorded_at"),
         Index("ix_audit_records_type", "event_type", "recorded_at"),
+        Index("ix_audit_records_patient", "patient_ref"),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=False)
     recorded_at: Mapped[datetime]
     event_type: Mapped[str] = mapped_column(String(48))
     actor_role: Mapped[str] = mapped_column(String(16))
@@ -33,6 +41,17 @@ class AuditRecordRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditChainHeadRow(Base):
+    """The single row (id 1) holding the last sequence number and hash; writers lock it to append."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(SEQ)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
 class AuditCheckpointRow(Base):
     """A signed statement of the chain head; also written to files the application never rewrites."""
 
@@ -40,8 +59,8 @@ class AuditCheckpointRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime]
-    head_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    head_seq: Mapped[int] = mapped_column(SEQ)
     head_hash: Mapped[str] = mapped_column(String(64))
-    record_count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    record_count: Mapped[int] = mapped_column(SEQ)
     public_key: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))

@@ -39,31 +39,34 @@ class BuildShardRow(Base):
     finished_at: Mapped[datetime | None]
 
 
-class CandidateDecisionRow(Base):
-    """One (patient, nudge) candidate of one cycle and what became of it, with the evidence."""
+class PatientDecisionRow(Base):
+    """What one build cycle decided for one patient, with every candidate accounted for.
 
-    __tablename__ = "candidate_decisions"
+    ``chosen``: ready nudges with score, score components, propensity and caution;
+    ``review`` and ``blocked``: nudges with the rules that fired and their evidence;
+    ``dropped``: nudge ids by coded reason (capped, quiet_hours, cooldown, opted_out, not_eligible ...).
+    One row per patient keeps a million-patient cycle writable in minutes.
+    """
+
+    __tablename__ = "patient_decisions"
     __table_args__ = (
-        UniqueConstraint("cycle_id", "patient_id", "nudge_id"),
-        Index("ix_candidate_decisions_patient", "patient_id", "created_at"),
+        UniqueConstraint("cycle_id", "patient_id"),
+        Index("ix_patient_decisions_patient", "patient_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     cycle_id: Mapped[str | None] = mapped_column(ID, ForeignKey("build_cycles.id", ondelete="SET NULL"))
     patient_id: Mapped[str] = mapped_column(ID, ForeignKey("patients.id", ondelete="CASCADE"))
-    nudge_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(16))  # chosen | ready | review | block | dropped
-    decision: Mapped[str | None] = mapped_column(String(16))  # deliver | review | block
-    drop_reason: Mapped[str | None] = mapped_column(String(32))
-    fired: Mapped[list[Any]] = mapped_column(default=list)
-    caution: Mapped[list[str]] = mapped_column(default=list)
-    escalation: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))  # ready | review | blocked | nothing
+    chosen: Mapped[list[Any]] = mapped_column(default=list)
+    review: Mapped[list[Any]] = mapped_column(default=list)
+    blocked: Mapped[list[Any]] = mapped_column(default=list)
+    dropped: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    segments: Mapped[list[str]] = mapped_column(default=list)
     ruleset_digest: Mapped[str] = mapped_column(String(80))
-    score: Mapped[float | None] = mapped_column(Float)
-    propensity: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(64))
-    score_components: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ReadyNudgeRow(Base):
