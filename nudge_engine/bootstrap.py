@@ -71,7 +71,7 @@ class Container:
     def audit(self) -> AuditTrail:
         from nudge_engine.audit.trail import AuditTrail
 
-        return AuditTrail()
+        return AuditTrail.from_settings(self.settings)
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

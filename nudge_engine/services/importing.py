@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 
 from nudge_engine.adapters.context_store import context_digest, replace_contexts
 from nudge_engine.adapters.orm import PatientRow, new_id
+from nudge_engine.adapters.orm.patients import shard_key_of
 from nudge_engine.audit.trail import AuditEvent
 from nudge_engine.domain.context import PatientRecord
 from nudge_engine.domain.errors import InvalidInput
@@ -186,7 +187,7 @@ class Importer:
                 pid = new_id()
                 seen[source_id] = pid
                 new_rows.append({
-                    "id": pid, "created_at": now, "birth_year": born.year if born else None,
+                    "id": pid, "shard_key": shard_key_of(pid), "created_at": now, "birth_year": born.year if born else None,
                     "birth_month": born.month if born else None, "sex": record.context.sex,
                     "deceased": record.deceased, "timezone": record.timezone or "UTC", "locale": "en-US",
                     "programme": programme_of(record) if programme_of else None, "enrolled_at": now,
@@ -194,7 +195,7 @@ class Importer:
                 })
                 changed.append((pid, record))
                 summary.patients_created += 1
-                events.append(AuditEvent("patient_enrolled", "system", patient_ref=pid, details={"source": source}))
+                events.append(AuditEvent("enrolled", "system", patient_ref=pid, details={"source": source}))
             elif existing.get(pid) == digest:
                 summary.patients_unchanged += 1
             else:

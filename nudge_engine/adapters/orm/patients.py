@@ -9,6 +9,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from nudge_engine.adapters.orm.base import ID, Base, new_id
 
+SHARD_KEYS = 65536
+
+
+def shard_key_of(patient_id: str) -> int:
+    """The shard key of a surrogate id (its first four hex digits): uniform, since ids are random."""
+    return int(patient_id[:4], 16)
+
 
 class PatientRow(Base):
     """A patient known by a random surrogate id. No identifiers here: see ``patient_identifiers``."""
@@ -16,6 +23,8 @@ class PatientRow(Base):
     __tablename__ = "patients"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    # 0..65535 from the random id: build workers claim shards as ranges of this key.
+    shard_key: Mapped[int] = mapped_column(Integer, index=True)
     created_at: Mapped[datetime]
     # Birth year and month only (never the day): age rules assume the youngest possible age.
     birth_year: Mapped[int | None] = mapped_column(Integer)

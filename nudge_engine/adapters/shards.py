@@ -1,0 +1,127 @@
+"""Build cycles and their shards in the database: start or resume a cycle, claim and finish shards.
+
+Patients are split by ``PatientRow.shard_key`` ranges. A worker claims one pending shard at a
+time: on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` (workers on several machines never
+wait on each other), on SQLite with a conditional UPDATE (SQLite has one writer at a time). A shard
+claimed longer ago than the lease by a worker that died is claimable again; its writes are keyed
+by (cycle, patient), so finishing it twice cannot double anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import BuildCycleRow, BuildShardRow, new_id
+from nudge_engine.adapters.orm.patients import SHARD_KEYS
+
+DEFAULT_LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardClaim:
+    cycle_id: str
+    shard_no: int
+    shard_count: int
+
+    @property
+    def key_range(self) -> tuple[int, int]:
+        """Half-open range of ``PatientRow.shard_key`` values this shard covers."""
+        lo = self.shard_no * SHARD_KEYS // self.shard_count
+        hi = (self.shard_no + 1) * SHARD_KEYS // self.shard_count
+        return lo, hi
+
+
+def unfinished_cycle(session: Session) -> BuildCycleRow | None:
+    """The newest cycle still running (a crashed or concurrent one), if any."""
+    return session.scalars(
+        select(BuildCycleRow).where(BuildCycleRow.status == "running").order_by(BuildCycleRow.started_at.desc())
+    ).first()
+
+
+def start_cycle(
+    session: Session,
+    *,
+    now: datetime,
+    as_of: datetime,
+    ruleset_digest: str,
+    catalog_digest: str,
+    model_version: str | None,
+    shard_count: int,
+) -> str:
+    cycle_id = new_id()
+    session.execute(
+        insert(BuildCycleRow).values(
+            id=cycle_id, started_at=now, status="running", as_of=as_of, ruleset_digest=ruleset_digest,
+            catalog_digest=catalog_digest, model_version=model_version, shard_count=shard_count, counts={},
+        )
+    )
+    session.execute(
+        insert(BuildShardRow),
+        [{"cycle_id": cycle_id, "shard_no": i, "status": "pending"} for i in range(shard_count)],
+    )
+    return cycle_id
+
+
+def claim_shard(
+    session: Session, *, cycle_id: str, worker: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+) -> ShardClaim | None:
+    """Claim one shard of the cycle for ``worker`` (in the caller's transaction), or None when none is left."""
+    shard_count = session.scalar(select(BuildCycleRow.shard_count).where(BuildCycleRow.id == cycle_id))
+    if shard_count is None:
+        return None
+    claimable = and_(
+        BuildShardRow.cycle_id == cycle_id,
+        or_(
+            BuildShardRow.status == "pending",
+            and_(BuildShardRow.status == "claimed", BuildShardRow.claimed_at < now - lease),
+        ),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        shard_no = session.scalar(
+            select(BuildShardRow.shard_no).where(claimable).order_by(BuildShardRow.shard_no)
+            .limit(1).with_for_update(skip_locked=True)
+        )
+        if shard_no is None:
+            return None
+        session.execute(
+            update(BuildShardRow)
+            .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard_no)
+            .values(status="claimed", claimed_by=worker, claimed_at=now)
+        )
+        return ShardClaim(cycle_id, shard_no, shard_count)
+    for candidate in session.scalars(select(BuildShardRow.shard_no).where(claimable).order_by(BuildShardRow.shard_no)):
+        taken = session.execute(
+            update(BuildShardRow)
+            .where(claimable, BuildShardRow.shard_no == candidate)
+            .values(status="claimed", claimed_by=worker, claimed_at=now)
+        )
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return ShardClaim(cycle_id, candidate, shard_count)
+    return None
+
+
+def finish_shard(session: Session, claim: ShardClaim, *, now: datetime) -> None:
+    session.execute(
+        update(BuildShardRow)
+        .where(BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no)
+        .values(status="done", finished_at=now)
+    )
+
+
+def finish_cycle_if_done(session: Session, *, cycle_id: str, now: datetime, counts: dict[str, int]) -> bool:
+    """Mark the cycle finished when every shard is done; returns whether it is finished."""
+    open_shards = session.scalar(
+        select(func.count()).select_from(BuildShardRow)
+        .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.status != "done")
+    )
+    if open_shards:
+        return False
+    session.execute(
+        update(BuildCycleRow).where(BuildCycleRow.id == cycle_id, BuildCycleRow.status == "running")
+        .values(status="finished", finished_at=now, counts=counts)
+    )
+    return True
