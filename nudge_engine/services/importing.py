@@ -187,8 +187,9 @@ class Importer:
                 pid = new_id()
                 seen[source_id] = pid
                 new_rows.append({
-                    "id": pid, "shard_key": shard_key_of(pid), "created_at": now, "birth_year": born.year if born else None,
-                    "birth_month": born.month if born else None, "sex": record.context.sex,
+                    "id": pid, "shard_key": shard_key_of(pid), "created_at": now,
+                    "birth_year": born.year if born else None, "birth_month": born.month if born else None,
+                    "sex": record.context.sex,
                     "deceased": record.deceased, "timezone": record.timezone or "UTC", "locale": "en-US",
                     "programme": programme_of(record) if programme_of else None, "enrolled_at": now,
                     "source": source, "context_version": 1, "context_updated_at": now, "context_digest": digest,
