@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 16:35:59.770586
+Create Date: 2026-11-30 16:39:10.514863
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )
+    op.create_table('audit_chain_head',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('updated_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_chain_head'))
+    )
     op.create_table('audit_checkpoints',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('created_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
@@ -46,7 +53,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_checkpoints'))
     )
     op.create_table('audit_records',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('recorded_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('event_type', sa.String(length=48), nullable=False),
     sa.Column('actor_role', sa.String(length=16), nullable=False),
@@ -62,6 +69,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_records'))
     )
     with op.batch_alter_table('audit_records', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_records_patient', ['patient_ref'], unique=False)
         batch_op.create_index('ix_audit_records_time', ['recorded_at'], unique=False)
         batch_op.create_index('ix_audit_records_type', ['event_type', 'recorded_at'], unique=False)
 
@@ -129,6 +137,7 @@ def upgrade() -> None:
     )
     op.create_table('patients',
     sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('shard_key', sa.Integer(), nullable=False),
     sa.Column('created_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('birth_year', sa.Integer(), nullable=True),
     sa.Column('birth_month', sa.Integer(), nullable=True),
@@ -141,10 +150,13 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=32), nullable=False),
     sa.Column('context_version', sa.Integer(), nullable=False),
     sa.Column('context_updated_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('context_digest', sa.String(length=64), nullable=True),
+    sa.Column('context_digests', sa.JSON(), nullable=False),
     sa.Column('erased_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_patients'))
     )
+    with op.batch_alter_table('patients', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_patients_shard_key'), ['shard_key'], unique=False)
+
     op.create_table('segments',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -163,35 +175,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['cycle_id'], ['build_cycles.id'], name=op.f('fk_build_shards_cycle_id_build_cycles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('cycle_id', 'shard_no', name=op.f('pk_build_shards'))
     )
-    op.create_table('candidate_decisions',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('cycle_id', sa.String(length=32), nullable=True),
-    sa.Column('patient_id', sa.String(length=32), nullable=False),
-    sa.Column('nudge_id', sa.String(length=64), nullable=False),
-    sa.Column('created_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('outcome', sa.String(length=16), nullable=False),
-    sa.Column('decision', sa.String(length=16), nullable=True),
-    sa.Column('drop_reason', sa.String(length=32), nullable=True),
-    sa.Column('fired', sa.JSON(), nullable=False),
-    sa.Column('caution', sa.JSON(), nullable=False),
-    sa.Column('escalation', sa.String(length=32), nullable=True),
-    sa.Column('ruleset_digest', sa.String(length=80), nullable=False),
-    sa.Column('score', sa.Float(), nullable=True),
-    sa.Column('propensity', sa.Float(), nullable=True),
-    sa.Column('model_version', sa.String(length=64), nullable=True),
-    sa.Column('score_components', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['cycle_id'], ['build_cycles.id'], name=op.f('fk_candidate_decisions_cycle_id_build_cycles'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_candidate_decisions_patient_id_patients'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_candidate_decisions')),
-    sa.UniqueConstraint('cycle_id', 'patient_id', 'nudge_id', name=op.f('uq_candidate_decisions_cycle_id_patient_id_nudge_id'))
-    )
-    with op.batch_alter_table('candidate_decisions', schema=None) as batch_op:
-        batch_op.create_index('ix_candidate_decisions_patient', ['patient_id', 'created_at'], unique=False)
-
     op.create_table('clinical_facts',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('patient_id', sa.String(length=32), nullable=False),
     sa.Column('resource_id', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('effective_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('effective_date_only', sa.Boolean(), nullable=False),
@@ -208,6 +196,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('patient_id', sa.String(length=32), nullable=False),
     sa.Column('resource_id', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('system', sa.String(length=128), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
     sa.Column('display', sa.String(length=256), nullable=True),
@@ -243,6 +232,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('patient_id', sa.String(length=32), nullable=False),
     sa.Column('resource_id', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('resource_type', sa.String(length=32), nullable=False),
     sa.Column('system', sa.String(length=128), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
@@ -262,6 +252,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('patient_id', sa.String(length=32), nullable=False),
     sa.Column('resource_id', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('system', sa.String(length=128), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
     sa.Column('display', sa.String(length=256), nullable=True),
@@ -278,6 +269,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('observations', schema=None) as batch_op:
         batch_op.create_index('ix_observations_patient_code', ['patient_id', 'code'], unique=False)
+
+    op.create_table('patient_decisions',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('cycle_id', sa.String(length=32), nullable=True),
+    sa.Column('patient_id', sa.String(length=32), nullable=False),
+    sa.Column('created_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('chosen', sa.JSON(), nullable=False),
+    sa.Column('review', sa.JSON(), nullable=False),
+    sa.Column('blocked', sa.JSON(), nullable=False),
+    sa.Column('dropped', sa.JSON(), nullable=False),
+    sa.Column('segments', sa.JSON(), nullable=False),
+    sa.Column('ruleset_digest', sa.String(length=80), nullable=False),
+    sa.Column('model_version', sa.String(length=64), nullable=True),
+    sa.Column('context_version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['cycle_id'], ['build_cycles.id'], name=op.f('fk_patient_decisions_cycle_id_build_cycles'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_patient_decisions_patient_id_patients'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_patient_decisions')),
+    sa.UniqueConstraint('cycle_id', 'patient_id', name=op.f('uq_patient_decisions_cycle_id_patient_id'))
+    )
+    with op.batch_alter_table('patient_decisions', schema=None) as batch_op:
+        batch_op.create_index('ix_patient_decisions_patient', ['patient_id', 'created_at'], unique=False)
 
     op.create_table('patient_events',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -338,6 +351,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('patient_id', sa.String(length=32), nullable=False),
     sa.Column('resource_id', sa.String(length=128), nullable=True),
+    sa.Column('origin', sa.String(length=16), nullable=False),
     sa.Column('system', sa.String(length=128), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
     sa.Column('display', sa.String(length=256), nullable=True),
@@ -467,6 +481,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_patient_events_patient_time')
 
     op.drop_table('patient_events')
+    with op.batch_alter_table('patient_decisions', schema=None) as batch_op:
+        batch_op.drop_index('ix_patient_decisions_patient')
+
+    op.drop_table('patient_decisions')
     with op.batch_alter_table('observations', schema=None) as batch_op:
         batch_op.drop_index('ix_observations_patient_code')
 
@@ -488,12 +506,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_clinical_facts_patient')
 
     op.drop_table('clinical_facts')
-    with op.batch_alter_table('candidate_decisions', schema=None) as batch_op:
-        batch_op.drop_index('ix_candidate_decisions_patient')
-
-    op.drop_table('candidate_decisions')
     op.drop_table('build_shards')
     op.drop_table('segments')
+    with op.batch_alter_table('patients', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_patients_shard_key'))
+
     op.drop_table('patients')
     op.drop_table('nudges')
     op.drop_table('model_versions')
@@ -503,8 +520,10 @@ def downgrade() -> None:
     with op.batch_alter_table('audit_records', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_records_type')
         batch_op.drop_index('ix_audit_records_time')
+        batch_op.drop_index('ix_audit_records_patient')
 
     op.drop_table('audit_records')
     op.drop_table('audit_checkpoints')
+    op.drop_table('audit_chain_head')
     op.drop_table('api_tokens')
     # ### end Alembic commands ###

@@ -65,16 +65,17 @@ def _m(moment: Moment | None) -> tuple[Any, bool]:
     return (moment.at, moment.date_only) if moment else (None, False)
 
 
-def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[str, Any]]]:
+def context_rows(patient_id: str, ctx: PatientContext, *, origin: str) -> dict[type, list[dict[str, Any]]]:
     """Row dicts per table for one patient's context (ready for bulk insert)."""
     rows: dict[type, list[dict[str, Any]]] = defaultdict(list)
+    base = {"patient_id": patient_id, "origin": origin}
     for c in ctx.conditions:
         onset, onset_d = _m(c.onset)
         abate, abate_d = _m(c.abatement)
         rec, rec_d = _m(c.recorded)
         for cd in c.codings:
             rows[ConditionRow].append(
-                {"id": new_id(), "patient_id": patient_id, "resource_id": c.source_id, "system": cd.system,
+                {"id": new_id(), **base, "resource_id": c.source_id, "system": cd.system,
                  "code": cd.code, "display": _short(cd.display), "clinical_status": c.clinical_status,
                  "verification_status": c.verification_status, "onset_at": onset, "onset_date_only": onset_d,
                  "abatement_at": abate, "abatement_date_only": abate_d, "recorded_at": rec,
@@ -84,7 +85,7 @@ def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[s
         at, d = _m(p.performed)
         for cd in p.codings:
             rows[ProcedureRow].append(
-                {"id": new_id(), "patient_id": patient_id, "resource_id": p.source_id, "system": cd.system,
+                {"id": new_id(), **base, "resource_id": p.source_id, "system": cd.system,
                  "code": cd.code, "display": _short(cd.display), "status": p.status, "performed_at": at,
                  "performed_date_only": d}
             )
@@ -93,7 +94,7 @@ def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[s
         end, end_d = _m(m.end)
         for cd in m.codings:
             rows[MedicationRow].append(
-                {"id": new_id(), "patient_id": patient_id, "resource_id": m.source_id,
+                {"id": new_id(), **base, "resource_id": m.source_id,
                  "resource_type": m.resource_type, "system": cd.system, "code": cd.code,
                  "display": _short(cd.display), "status": m.status, "start_at": start,
                  "start_date_only": start_d, "end_at": end, "end_date_only": end_d}
@@ -102,7 +103,7 @@ def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[s
         at, d = _m(o.effective)
         for cd in o.codings:
             rows[ObservationRow].append(
-                {"id": new_id(), "patient_id": patient_id, "resource_id": o.source_id, "system": cd.system,
+                {"id": new_id(), **base, "resource_id": o.source_id, "system": cd.system,
                  "code": cd.code, "display": _short(cd.display), "status": o.status, "effective_at": at,
                  "effective_date_only": d,
                  "value_num": o.quantity.value if o.quantity else None,
@@ -114,7 +115,7 @@ def context_rows(patient_id: str, ctx: PatientContext) -> dict[type, list[dict[s
     for f in ctx.facts:
         at, d = _m(f.effective)
         rows[ClinicalFactRow].append(
-            {"id": new_id(), "patient_id": patient_id, "resource_id": f.source_id, "kind": f.kind,
+            {"id": new_id(), **base, "resource_id": f.source_id, "kind": f.kind,
              "effective_at": at, "effective_date_only": d, "value_string": _short(f.value_string),
              "value_num": f.quantity.value if f.quantity else None,
              "value_unit": f.quantity.unit if f.quantity else None}
@@ -126,15 +127,20 @@ def _short(text: str | None) -> str | None:
     return text[:256] if text else text
 
 
-def replace_contexts(session: Session, items: Sequence[tuple[str, PatientContext]]) -> None:
-    """Delete and re-insert the clinical rows of each patient, in the caller's transaction."""
+def replace_contexts(
+    session: Session, items: Sequence[tuple[str, PatientContext]], *, origin: str, all_origins: bool = False
+) -> None:
+    """Replace the clinical rows of each patient written by ``origin`` (or by every origin)."""
     ids = [pid for pid, _ in items]
     for table in CONTEXT_TABLES:
         for chunk in _chunks(ids, 500):
-            session.execute(delete(table).where(table.patient_id.in_(chunk)))
+            stmt = delete(table).where(table.patient_id.in_(chunk))
+            if not all_origins:
+                stmt = stmt.where(table.origin == origin)
+            session.execute(stmt)
     merged: dict[type, list[dict[str, Any]]] = defaultdict(list)
     for pid, ctx in items:
-        for row_type, rows in context_rows(pid, ctx).items():
+        for row_type, rows in context_rows(pid, ctx, origin=origin).items():
             merged[row_type].extend(rows)
     for row_type, rows in merged.items():
         for chunk in _chunks(rows, 5000):

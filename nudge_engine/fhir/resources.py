@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -214,7 +215,7 @@ def read_observation(res: Resource, *, source: str | None) -> list[Observation |
             ClinicalFact(
                 kind=fact_codes[0],
                 effective=effective,
-                value_string=res.get("valueString") if isinstance(res.get("valueString"), str) else None,
+                value_string=_fact_word(r, res.get("valueString")),
                 quantity=r.quantity("valueQuantity"),
                 source_id=_id(res),
             )
@@ -235,6 +236,18 @@ def read_observation(res: Resource, *, source: str | None) -> list[Observation |
     return out
 
 
+_FACT_WORD = re.compile(r"^[A-Za-z][A-Za-z _-]{0,31}$")
+
+
+def _fact_word(r: ResourceReader, value: Any) -> str | None:
+    """A clinical fact's valueString is a code word (e.g. the cleared intensity), never free text."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _FACT_WORD.match(value.strip()):
+        raise r.fail("valueString", "must be a short code word such as 'vigorous'")
+    return value.strip().lower()
+
+
 def _observation_value(
     r: ResourceReader,
     holder: Resource,
@@ -253,8 +266,9 @@ def _observation_value(
     if holder.get("valueCodeableConcept") is not None:
         found = r.codings(f"{prefix}valueCodeableConcept", holder["valueCodeableConcept"], required=False)
         value_coding = found[0] if found else None
-    value_string = holder.get("valueString")
-    if value_string is not None and not isinstance(value_string, str):
+    # Free-text answers (valueString) are never kept: questionnaires such as PRAPARE carry
+    # addresses and names in them, and no guardrail reads free text.
+    if holder.get("valueString") is not None and not isinstance(holder["valueString"], str):
         raise r.fail(f"{prefix}valueString", "must be a string")
     return Observation(
         codings=codings,
@@ -262,7 +276,6 @@ def _observation_value(
         effective=effective,
         quantity=quantity,
         value_coding=value_coding,
-        value_string=value_string,
         source_id=_id(r.resource),
     )
 

@@ -173,21 +173,18 @@ def read_synthea_csv(folder: Path) -> list[PatientRecord]:
 
 
 def _observation(path: Path, line: int, row: Mapping[str, str]) -> Observation:
+    """A numeric observation keeps its value; text answers are dropped (they can hold addresses)."""
     raw = (row.get("VALUE") or "").strip()
     kind = (row.get("TYPE") or "").strip()
     quantity = None
-    value_string = None
     if kind == "numeric" and raw:
         try:
             quantity = Quantity(float(raw), (row.get("UNITS") or None))
         except ValueError:
-            raise CsvRowError(path, line, "VALUE", f"not a number: {raw[:20]!r}") from None
-    elif raw:
-        value_string = raw[:256]
+            raise CsvRowError(path, line, "VALUE", "not a number") from None
     return Observation(
         codings=_code(path, line, row, CodeSystem.LOINC),
         status="final",
         effective=_moment(path, line, row, "DATE", required=True),
         quantity=quantity,
-        value_string=value_string,
     )

@@ -147,16 +147,23 @@ class Importer:
         summary: ImportSummary,
         source: str,
         programme_of: Callable[[PatientRecord], str | None] | None = None,
+        replace_all_origins: bool = False,
     ) -> list[str]:
-        """Store one batch in one transaction; returns the surrogate ids in input order."""
+        """Store one batch in one transaction; returns the surrogate ids in input order.
+
+        ``source`` is the origin of the context rows (fhir, synthea-csv, api, synthetic); with
+        ``replace_all_origins`` the patient's whole context is replaced (``PUT .../context``).
+        """
         now = self._clock()
         with self._uow_factory() as uow:
-            ids = self._store(uow.session, records, summary=summary, source=source, now=now,
-                              programme_of=programme_of)
+            ids = self.store_in(
+                uow.session, records, summary=summary, source=source, now=now, programme_of=programme_of,
+                replace_all_origins=replace_all_origins,
+            )
             uow.commit()
         return ids
 
-    def _store(
+    def store_in(
         self,
         session: Session,
         records: Sequence[PatientRecord],
@@ -164,13 +171,15 @@ class Importer:
         summary: ImportSummary,
         source: str,
         now: datetime,
-        programme_of: Callable[[PatientRecord], str | None] | None,
+        programme_of: Callable[[PatientRecord], str | None] | None = None,
+        replace_all_origins: bool = False,
     ) -> list[str]:
+        """Like :meth:`store`, inside the caller's unit of work (which commits)."""
         known = self._vault.find_patients(session, [r.identifiers.source_id for r in records])
         existing = {
-            row.id: row.context_digest
+            row.id: dict(row.context_digests or {})
             for row in session.execute(
-                select(PatientRow.id, PatientRow.context_digest).where(PatientRow.id.in_(list(known.values())))
+                select(PatientRow.id, PatientRow.context_digests).where(PatientRow.id.in_(list(known.values())))
             )
         } if known else {}
         new_rows: list[dict[str, object]] = []
@@ -192,36 +201,41 @@ class Importer:
                     "sex": record.context.sex,
                     "deceased": record.deceased, "timezone": record.timezone or "UTC", "locale": "en-US",
                     "programme": programme_of(record) if programme_of else None, "enrolled_at": now,
-                    "source": source, "context_version": 1, "context_updated_at": now, "context_digest": digest,
+                    "source": source, "context_version": 1, "context_updated_at": now,
+                    "context_digests": {source: digest},
                 })
                 changed.append((pid, record))
                 summary.patients_created += 1
-                events.append(AuditEvent("enrolled", "system", patient_ref=pid, details={"source": source}))
-            elif existing.get(pid) == digest:
+                events.append(AuditEvent("enrolled", "system", patient_ref=pid, details={"origin": source}))
+            elif existing.get(pid, {}).get(source) == digest and not replace_all_origins:
                 summary.patients_unchanged += 1
             else:
+                digests = {} if replace_all_origins else existing.get(pid, {})
+                digests = {**digests, source: digest}
                 session.execute(
                     update(PatientRow).where(PatientRow.id == pid).values(
                         birth_year=born.year if born else None, birth_month=born.month if born else None,
                         sex=record.context.sex, deceased=record.deceased,
                         timezone=record.timezone or "UTC", context_version=PatientRow.context_version + 1,
-                        context_updated_at=now, context_digest=digest,
+                        context_updated_at=now, context_digests=digests,
                     )
                 )
-                existing[pid] = digest
+                existing[pid] = digests
                 changed.append((pid, record))
                 summary.patients_updated += 1
             ids.append(pid)
         if new_rows:
             session.execute(insert(PatientRow), new_rows)
         if changed:
-            replace_contexts(session, [(pid, r.context) for pid, r in changed])
+            replace_contexts(
+                session, [(pid, r.context) for pid, r in changed], origin=source, all_origins=replace_all_origins
+            )
             self._vault.enrol_many(session, [(pid, r.identifiers) for pid, r in changed], now=now)
             events.extend(
                 AuditEvent(
                     "context_replaced", "system", patient_ref=pid,
                     details={
-                        "source": source,
+                        "origin": source,
                         "conditions": len(r.context.conditions), "medications": len(r.context.medications),
                         "observations": len(r.context.observations), "procedures": len(r.context.procedures),
                     },

@@ -45,6 +45,7 @@ class Base(DeclarativeBase):
     type_annotation_map: dict[Any, Any] = {  # noqa: RUF012
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
+        dict[str, str]: JSON(),
         list[Any]: JSON(),
         list[str]: JSON(),
     }

@@ -1,4 +1,9 @@
-"""Clinical context: one row per coding of each FHIR resource, ready for columnar loading."""
+"""Clinical context: one row per coding of each FHIR resource, ready for columnar loading.
+
+``origin`` says which kind of source wrote a row (fhir, synthea-csv, api, synthetic): an import
+replaces only the rows of its own origin, so two exports of the same record (Synthea's FHIR and
+CSV) do not overwrite each other on every re-import. ``PUT .../context`` replaces all origins.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ class ConditionRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, _patient_fk())
     resource_id: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), default="fhir")
     system: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(64))
     display: Mapped[str | None] = mapped_column(String(256))
@@ -41,6 +47,7 @@ class ProcedureRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, _patient_fk())
     resource_id: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), default="fhir")
     system: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(64))
     display: Mapped[str | None] = mapped_column(String(256))
@@ -56,6 +63,7 @@ class MedicationRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, _patient_fk())
     resource_id: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), default="fhir")
     resource_type: Mapped[str] = mapped_column(String(32), default="MedicationStatement")
     system: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(64))
@@ -74,6 +82,7 @@ class ObservationRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, _patient_fk())
     resource_id: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), default="fhir")
     system: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(64))
     display: Mapped[str | None] = mapped_column(String(256))
@@ -96,6 +105,7 @@ class ClinicalFactRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, _patient_fk())
     resource_id: Mapped[str | None] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(16), default="fhir")
     kind: Mapped[str] = mapped_column(String(64))
     effective_at: Mapped[datetime | None]
     effective_date_only: Mapped[bool] = mapped_column(default=False)

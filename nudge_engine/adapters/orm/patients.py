@@ -39,7 +39,8 @@ class PatientRow(Base):
     # Bumped on every change of clinical context; ready nudges remember the version they were built on.
     context_version: Mapped[int] = mapped_column(Integer, default=0)
     context_updated_at: Mapped[datetime | None]
-    context_digest: Mapped[str | None] = mapped_column(String(64))
+    # Fingerprint of the stored context per origin: an unchanged re-import writes nothing.
+    context_digests: Mapped[dict[str, str]] = mapped_column(default=dict)
     erased_at: Mapped[datetime | None]
 
 
