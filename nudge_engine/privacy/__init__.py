@@ -1,0 +1,1 @@
+"""Privacy by construction: the encrypted identifier store, key handling, erasure and de-identification."""
