@@ -1,0 +1,131 @@
+"""Appending to the hash-chained audit trail, inside the caller's transaction.
+
+How the chain stays whole under concurrent writers
+--------------------------------------------------
+The chain head (last ``seq`` and ``hash``) lives in one row, ``audit_chain_head`` (id 1).
+:meth:`AuditTrail.append` seals a whole batch of events with **one** statement on that row::
+
+    UPDATE audit_chain_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash
+
+The UPDATE takes the row's write lock (PostgreSQL: a row lock; SQLite: the database write lock,
+taken by the first write of the transaction, so no stale read can precede it) and returns the
+head as of that moment. The batch gets the ``n`` following sequence numbers, each record's hash
+covers the previous one, the records are bulk-inserted and the head row is set to the last hash,
+all in the caller's transaction. The lock is released at COMMIT or ROLLBACK:
+
+- a rolled-back transaction leaves neither records nor a moved head, so no gap is possible;
+- a committed record is always inside the chain: there is no "unsealed" state and no sealer
+  that could fall behind;
+- concurrent writers queue on the head row only between their ``append`` and their commit, once
+  per transaction, not once per record. Use cases therefore append once, as their last step
+  before ``commit()``: a build shard appends thousands of decisions with one lock.
+
+Sequence numbers are dense (1, 2, 3 ...), so a deleted record is a visible gap, and the head row
+tells where the trail must end. Signed checkpoints (:mod:`nudge_engine.audit.checkpoints`) pin the
+head outside the database, which is what catches a truncated tail or a chain recomputed by
+somebody who could rewrite the table and the head row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
+from nudge_engine.audit.canonical import GENESIS_HASH, canonical, record_payload, timestamp
+from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
+from nudge_engine.config import Settings
+
+__all__ = ["ActorRole", "AuditEvent", "AuditTrail", "EventType"]
+
+HEAD_ID = 1
+_records = cast(Table, AuditRecordRow.__table__)
+_head = cast(Table, AuditChainHeadRow.__table__)
+
+
+def _reserve(session: Session, count: int, now: datetime) -> tuple[int, str]:
+    """Lock the chain head and move it ``count`` places on; returns the previous (seq, hash)."""
+    bump = (
+        update(_head).where(_head.c.id == HEAD_ID).values(seq=_head.c.seq + count).returning(_head.c.seq, _head.c.hash)
+    )
+    row = session.execute(bump).first()
+    if row is None:  # the very first append: create the head, racing other first writers safely
+        dialect = session.get_bind().dialect.name
+        genesis: dict[str, Any] = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH, "updated_at": now}
+        if dialect == "postgresql":
+            session.execute(postgresql.insert(_head).values(genesis).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            session.execute(sqlite.insert(_head).values(genesis).on_conflict_do_nothing())
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            session.execute(insert(_head).values(genesis))
+        row = session.execute(bump).one()
+    new_seq, prev_hash = row
+    return int(new_seq) - count, str(prev_hash)
+
+
+class AuditTrail:
+    """Writes audit records into the chain; checkpoints and verification live beside it."""
+
+    def __init__(self, *, signing_key: bytes | None = None, checkpoint_dir: Path | None = None) -> None:
+        self.signing_key = signing_key
+        self.checkpoint_dir = checkpoint_dir
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditTrail:
+        from nudge_engine.privacy.keys import signing_key_bytes
+
+        return cls(signing_key=signing_key_bytes(settings), checkpoint_dir=settings.resolved_checkpoint_dir)
+
+    def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
+        """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits."""
+        if not events:
+            return
+        recorded_at = timestamp(now)
+        seq, prev = _reserve(session, len(events), now)
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            seq += 1
+            details = dict(event.details)
+            rule_ids = list(event.rule_ids)
+            payload = record_payload(
+                seq=seq,
+                recorded_at=recorded_at,
+                event_type=event.event_type,
+                actor_role=event.actor_role,
+                actor_id=event.actor_id,
+                patient_ref=event.patient_ref,
+                nudge_id=event.nudge_id,
+                decision=event.decision,
+                rule_ids=rule_ids,
+                ruleset_digest=event.ruleset_digest,
+                details=details,
+                prev_hash=prev,
+            )
+            digest = hashlib.sha256(canonical(payload)).hexdigest()
+            rows.append(
+                {
+                    "seq": seq,
+                    "recorded_at": now,
+                    "event_type": event.event_type,
+                    "actor_role": event.actor_role,
+                    "actor_id": event.actor_id,
+                    "patient_ref": event.patient_ref,
+                    "nudge_id": event.nudge_id,
+                    "decision": event.decision,
+                    "rule_ids": rule_ids,
+                    "ruleset_digest": event.ruleset_digest,
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        session.execute(insert(_records), rows)
+        session.execute(update(_head).where(_head.c.id == HEAD_ID).values(hash=prev, updated_at=now))
