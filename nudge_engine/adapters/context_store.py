@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import bulk_insert
 from nudge_engine.adapters.orm import (
     ClinicalFactRow,
     ConditionRow,
@@ -143,8 +144,7 @@ def replace_contexts(
         for row_type, rows in context_rows(pid, ctx, origin=origin).items():
             merged[row_type].extend(rows)
     for row_type, rows in merged.items():
-        for chunk in _chunks(rows, 5000):
-            session.execute(insert(row_type), chunk)
+        bulk_insert(session, row_type, rows)
 
 
 def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, PatientContext]:

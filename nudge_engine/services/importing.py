@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
+from nudge_engine.adapters.bulk import bulk_insert
 from nudge_engine.adapters.context_store import context_digest, replace_contexts
 from nudge_engine.adapters.orm import PatientRow, new_id
 from nudge_engine.adapters.orm.patients import shard_key_of
@@ -224,8 +225,7 @@ class Importer:
                 changed.append((pid, record))
                 summary.patients_updated += 1
             ids.append(pid)
-        if new_rows:
-            session.execute(insert(PatientRow), new_rows)
+        bulk_insert(session, PatientRow, new_rows)
         if changed:
             replace_contexts(
                 session, [(pid, r.context) for pid, r in changed], origin=source, all_origins=replace_all_origins

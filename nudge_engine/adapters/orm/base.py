@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,8 +52,8 @@ class Base(DeclarativeBase):
 
 
 def new_id() -> str:
-    """A random surrogate id (UUID4 hex): never derived from any identifier."""
-    return uuid.uuid4().hex
+    """A random 128-bit surrogate id (32 hex digits): never derived from any identifier."""
+    return os.urandom(16).hex()
 
 
 ID = String(32)

@@ -1,0 +1,1 @@
+"""The build cycle: features -> segments -> candidates -> ranking -> guardrails -> ready queue."""

@@ -1,0 +1,254 @@
+"""Store one shard's patient outcomes: decisions, the ready queue, review items, audit records.
+
+Runs inside the shard's unit of work, so a shard is stored completely or not at all. Writes are
+keyed by (cycle, patient): a shard processed twice (a worker that died after committing, then
+re-leased) stores nothing twice.
+
+The ready queue is reconciled, not appended: a nudge already ready for a patient stays as it is,
+nudges no longer chosen are superseded, new picks are inserted. Running the same cycle inputs
+twice therefore leaves the queue unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.bulk import bulk_insert
+from nudge_engine.adapters.orm import (
+    ApprovalScopeRow,
+    PatientDecisionRow,
+    ReadyNudgeRow,
+    ReviewItemRow,
+    new_id,
+)
+from nudge_engine.audit.trail import AuditEvent, AuditTrail
+from nudge_engine.services.build.outcomes import FlaggedNudge, PatientOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    ready_ttl: timedelta = timedelta(hours=36)
+    review_sla: timedelta = timedelta(hours=24)
+    review_sla_urgent: timedelta = timedelta(hours=2)
+    review_ttl: timedelta = timedelta(days=3)
+
+
+@dataclass
+class WriteCounts:
+    patients: int = 0
+    ready_inserted: int = 0
+    ready_kept: int = 0
+    ready_superseded: int = 0
+    review_created: int = 0
+    review_auto_approved: int = 0
+    skipped_already_built: int = 0
+
+
+def write_outcomes(
+    session: Session,
+    outcomes: Sequence[PatientOutcome],
+    *,
+    cycle_id: str,
+    now: datetime,
+    ruleset_digest: str,
+    model_version: str | None,
+    audit: AuditTrail,
+    policy: QueuePolicy = QueuePolicy(),
+) -> WriteCounts:
+    counts = WriteCounts()
+    if not outcomes:
+        return counts
+    ids = [o.patient_id for o in outcomes]
+    already = set(
+        session.scalars(
+            select(PatientDecisionRow.patient_id).where(
+                PatientDecisionRow.cycle_id == cycle_id, PatientDecisionRow.patient_id.in_(ids)
+            )
+        )
+    )
+    todo = [o for o in outcomes if o.patient_id not in already]
+    counts.skipped_already_built = len(outcomes) - len(todo)
+    if not todo:
+        return counts
+    decision_ids = {o.patient_id: new_id() for o in todo}
+    bulk_insert(
+        session, PatientDecisionRow,
+        [
+            _decision_row(o, decision_ids[o.patient_id], cycle_id=cycle_id, now=now, digest=ruleset_digest,
+                          model_version=model_version)
+            for o in todo
+        ],
+        ignore_conflicts=True,
+    )
+    counts.patients = len(todo)
+    events: list[AuditEvent] = []
+    _reconcile_ready(
+        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts
+    )
+    events.extend(_review_items(
+        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts
+    ))
+    for o in todo:
+        events.append(_built_event(o, ruleset_digest, model_version))
+    audit.append(session, events, now=now)
+    return counts
+
+
+def _decision_row(
+    o: PatientOutcome, did: str, *, cycle_id: str, now: datetime, digest: str, model_version: str | None
+) -> dict[str, Any]:
+    return {
+        "id": did, "cycle_id": cycle_id, "patient_id": o.patient_id, "created_at": now, "outcome": o.outcome,
+        "chosen": [
+            {"nudge": c.nudge_id, "score": round(c.score, 6), "propensity": c.propensity,
+             "components": c.components, "caution": list(c.caution), "fired": list(c.fired)}
+            for c in o.chosen
+        ],
+        "review": [_flagged(f) for f in o.review],
+        "blocked": [_flagged(f) for f in o.blocked],
+        "dropped": o.dropped,
+        "segments": list(o.segments),
+        "ruleset_digest": digest,
+        "model_version": model_version,
+        "context_version": o.context_version,
+    }
+
+
+def _flagged(f: FlaggedNudge) -> dict[str, Any]:
+    return {"nudge": f.nudge_id, "fired": list(f.fired), "escalation": f.escalation}
+
+
+def _reconcile_ready(
+    session: Session,
+    todo: Sequence[PatientOutcome],
+    decision_ids: dict[str, str],
+    *,
+    cycle_id: str,
+    now: datetime,
+    digest: str,
+    policy: QueuePolicy,
+    counts: WriteCounts,
+) -> None:
+    ids = [o.patient_id for o in todo]
+    current: dict[tuple[str, str], str] = {
+        (r.patient_id, r.nudge_id): r.id
+        for r in session.execute(
+            select(ReadyNudgeRow.id, ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id).where(
+                ReadyNudgeRow.patient_id.in_(ids), ReadyNudgeRow.status == "ready", ReadyNudgeRow.expires_at > now
+            )
+        )
+    }
+    wanted: set[tuple[str, str]] = set()
+    new_rows: list[dict[str, Any]] = []
+    for o in todo:
+        for c in o.chosen:
+            key = (o.patient_id, c.nudge_id)
+            wanted.add(key)
+            if key in current:
+                counts.ready_kept += 1
+                continue
+            new_rows.append({
+                "id": new_id(), "patient_id": o.patient_id, "nudge_id": c.nudge_id, "cycle_id": cycle_id,
+                "decision_id": decision_ids[o.patient_id], "status": "ready", "score": c.score,
+                "caution": list(c.caution), "context_version": o.context_version, "ruleset_digest": digest,
+                "created_at": now, "not_before": None, "expires_at": now + policy.ready_ttl,
+            })
+    stale = [rid for key, rid in current.items() if key not in wanted]
+    if stale:
+        session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id.in_(stale)).values(status="superseded"))
+        counts.ready_superseded += len(stale)
+    if new_rows:
+        bulk_insert(session, ReadyNudgeRow, new_rows, ignore_conflicts=True)
+        counts.ready_inserted += len(new_rows)
+
+
+def _review_items(
+    session: Session,
+    todo: Sequence[PatientOutcome],
+    decision_ids: dict[str, str],
+    *,
+    cycle_id: str,
+    now: datetime,
+    digest: str,
+    policy: QueuePolicy,
+    counts: WriteCounts,
+) -> list[AuditEvent]:
+    flagged = [(o, f) for o in todo for f in o.review]
+    if not flagged:
+        return []
+    ids = list({o.patient_id for o, _ in flagged})
+    pending = {
+        (r.patient_id, r.nudge_id)
+        for r in session.execute(
+            select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id).where(
+                ReviewItemRow.patient_id.in_(ids), ReviewItemRow.status == "pending"
+            )
+        )
+    }
+    scopes: dict[tuple[str, str], list[ApprovalScopeRow]] = {}
+    for row_scope in session.scalars(
+        select(ApprovalScopeRow).where(and_(ApprovalScopeRow.patient_id.in_(ids), ApprovalScopeRow.valid_until > now))
+    ):
+        scopes.setdefault((row_scope.patient_id, row_scope.nudge_id), []).append(row_scope)
+    rows: list[dict[str, Any]] = []
+    events: list[AuditEvent] = []
+    for o, f in flagged:
+        key = (o.patient_id, f.nudge_id)
+        if key in pending:
+            continue
+        pending.add(key)
+        urgent = f.escalation is not None
+        scope = next((s for s in scopes.get(key, []) if set(f.rule_ids) <= set(s.rule_ids)), None)
+        item_id = new_id()
+        row = {
+            "id": item_id, "patient_id": o.patient_id, "nudge_id": f.nudge_id, "cycle_id": cycle_id,
+            "decision_id": decision_ids[o.patient_id], "status": "pending", "priority": 0 if urgent else 2,
+            "rule_ids": list(f.rule_ids), "fired": list(f.fired), "escalation": f.escalation,
+            "ruleset_digest": digest, "context_version": o.context_version, "created_at": now,
+            "due_at": now + (policy.review_sla_urgent if urgent else policy.review_sla),
+            "expires_at": now + policy.review_ttl, "version": 0,
+        }
+        if scope is not None:
+            row.update(status="approved", decided_at=now, decided_by=scope.created_by,
+                       reason_code="scoped-approval", scope_days=None)
+            counts.review_auto_approved += 1
+            events.append(AuditEvent(
+                "approved", "system", actor_id=scope.created_by, patient_ref=o.patient_id, nudge_id=f.nudge_id,
+                decision="deliver", rule_ids=f.rule_ids, ruleset_digest=digest,
+                details={"review_item": item_id, "reason_code": "scoped-approval", "scope": scope.id},
+            ))
+        else:
+            counts.review_created += 1
+            events.append(AuditEvent(
+                "queued", "system", patient_ref=o.patient_id, nudge_id=f.nudge_id, decision="review",
+                rule_ids=f.rule_ids, ruleset_digest=digest,
+                details={"review_item": item_id, "priority": row["priority"]},
+            ))
+        rows.append(row)
+    bulk_insert(session, ReviewItemRow, rows)
+    return events
+
+
+def _built_event(o: PatientOutcome, digest: str, model_version: str | None) -> AuditEvent:
+    rules = sorted({r for f in (*o.review, *o.blocked) for r in f.rule_ids}
+                   | {str(x["rule"]) for c in o.chosen for x in c.fired})
+    decision = {"ready": "deliver", "review": "review", "blocked": "block", "nothing": None}[o.outcome]
+    return AuditEvent(
+        "built", "system", patient_ref=o.patient_id,
+        nudge_id=o.chosen[0].nudge_id if o.chosen else None,
+        decision=decision, rule_ids=tuple(rules), ruleset_digest=digest,
+        details={
+            "chosen": [c.nudge_id for c in o.chosen],
+            "review": [f.nudge_id for f in o.review],
+            "blocked": {f.nudge_id: list(f.rule_ids) for f in o.blocked},
+            "dropped": {reason: len(ids) for reason, ids in o.dropped.items()},
+            "model_version": model_version,
+            "escalation": o.escalation,
+        },
+    )
