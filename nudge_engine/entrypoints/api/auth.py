@@ -1,0 +1,92 @@
+"""Bearer-token authentication and role declarations.
+
+Every route under ``/v1`` declares who may call it with ``Depends(require_role(Role.X, ...))``;
+:func:`undeclared_routes` lists the ones that do not, and the app factory refuses to start while
+any exist (deny by default). The dependency authenticates the token, checks the role, and leaves
+the principal on ``request.state`` so that a denied request is audited with its role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
+
+from nudge_engine.entrypoints.api.errors import Forbidden, Unauthenticated
+from nudge_engine.services.tokens import AuthFailure, Principal, Role, TokenService
+
+__all__ = ["Principal", "Role", "RoleRequirement", "declared_roles", "require_role", "undeclared_routes"]
+
+bearer = HTTPBearer(auto_error=False, description="API token from `nudge-engine tokens create`")
+PROTECTED_PREFIX = "/v1/"
+
+
+class RoleRequirement:
+    """A FastAPI dependency admitting only tokens of the given roles; returns the :class:`Principal`."""
+
+    def __init__(self, roles: Iterable[Role]) -> None:
+        self.roles = frozenset(roles)
+        if not self.roles:
+            raise ValueError("a route must admit at least one role")
+
+    def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            request.state.denial_reason = AuthFailure.MISSING.value
+            raise Unauthenticated()
+        tokens: TokenService = request.app.state.services.tokens
+        result = tokens.authenticate(credentials.credentials)
+        if isinstance(result, AuthFailure):
+            request.state.denial_reason = result.value
+            raise Unauthenticated()
+        request.state.principal = result
+        if result.role not in self.roles:
+            request.state.denial_reason = "role_not_admitted"
+            raise Forbidden("this token's role may not call this route")
+        return result
+
+    def __repr__(self) -> str:
+        return f"require_role({', '.join(sorted(r.value for r in self.roles))})"
+
+
+def require_role(*roles: Role) -> RoleRequirement:
+    """Declare the roles a route admits: ``Depends(require_role(Role.SERVICE))``."""
+    return RoleRequirement(roles)
+
+
+def _walk(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _walk(sub)
+
+
+def declared_roles(route: BaseRoute) -> frozenset[Role] | None:
+    """The roles a route admits (every requirement must pass), or None when it declares none."""
+    if not isinstance(route, APIRoute):
+        return None
+    found: frozenset[Role] | None = None
+    for dep in _walk(route.dependant):
+        if isinstance(dep.call, RoleRequirement):  # several requirements all apply: intersect
+            found = dep.call.roles if found is None else found & dep.call.roles
+    return found
+
+
+def undeclared_routes(routes: Iterable[BaseRoute]) -> list[str]:
+    """``METHOD path`` of every route under ``/v1/`` without a role declaration."""
+    missing: list[str] = []
+    for route in routes:
+        path = getattr(route, "path", "")
+        if not path.startswith(PROTECTED_PREFIX):
+            continue
+        if declared_roles(route) is None:
+            methods = sorted(getattr(route, "methods", None) or {"*"})
+            missing.extend(f"{m} {path}" for m in methods)
+    return missing

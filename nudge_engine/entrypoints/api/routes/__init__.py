@@ -1,0 +1,1 @@
+"""API routers, mounted by :mod:`nudge_engine.entrypoints.api.app`."""

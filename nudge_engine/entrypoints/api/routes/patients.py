@@ -1,0 +1,159 @@
+"""Patient routes for the patient-app backend (``service`` role), contract §4.
+
+``{patient_id}`` is the patient app's own id: it is only ever passed to the identifier vault's
+blind index; it is never logged, audited or echoed.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+
+from nudge_engine.entrypoints.api.auth import Principal, Role, require_role
+from nudge_engine.entrypoints.api.dependencies import ApiServices, get_services
+from nudge_engine.entrypoints.api.errors import UnsupportedMediaType, error_responses
+from nudge_engine.entrypoints.api.schemas import (
+    PATIENT_ID_PATTERN,
+    BundleIn,
+    ContextRead,
+    EventCreate,
+    EventRead,
+    NextNudgeRead,
+    NudgeContentRead,
+    ReadyNudgesRead,
+)
+from nudge_engine.services.events import EventInput
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+PatientId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=PATIENT_ID_PATTERN, description="The patient app's own id")
+]
+Service = Annotated[Principal, Depends(require_role(Role.SERVICE))]
+Services = Annotated[ApiServices, Depends(get_services)]
+FHIR_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
+
+
+@router.get(
+    "/{patient_id}/next-nudge",
+    response_model=NextNudgeRead,
+    responses={
+        204: {"description": "No nudge to show now"},
+        **error_responses(401, 403, 404, 422),
+    },
+    summary="The nudge to show this patient now",
+)
+def next_nudge(patient_id: PatientId, principal: Service, services: Services) -> NextNudgeRead | Response:
+    """Serve the best ready nudge (re-checked by the guardrails if the context changed since the build)."""
+    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id)
+    if served is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    n = served.nudge
+    return NextNudgeRead(
+        delivery_id=served.delivery_id,
+        nudge=NudgeContentRead(
+            id=n.id, category=n.category, intensity=n.intensity, duration_min=n.duration_min,
+            tags=sorted(n.tags), title=n.title, body=n.body,
+        ),
+        caution=list(served.caution),
+        served_at=served.served_at,
+        expires_at=served.expires_at,
+    )
+
+
+@router.post(
+    "/{patient_id}/events",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EventRead,
+    responses={
+        201: {
+            "description": "Stored (or, for a repeated Idempotency-Key, the first answer replayed)",
+            "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "true on a replay"}},
+        },
+        **error_responses(401, 403, 404, 409, 413, 422),
+    },
+    summary="Record a patient event",
+)
+def record_event(
+    *,
+    patient_id: PatientId,
+    event: EventCreate,
+    principal: Service,
+    services: Services,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+    ] = None,
+) -> EventRead:
+    """Store one event; a retried request with the same ``Idempotency-Key`` returns the first answer."""
+    recorded = services.events.record(
+        source_id=patient_id,
+        event=EventInput(
+            kind=event.type, occurred_at=event.occurred_at, nudge_id=event.nudge_id,
+            session_id=event.session_id, properties=event.properties,
+        ),
+        idempotency_key=idempotency_key,
+        actor_id=principal.token_id,
+    )
+    if recorded.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return EventRead.model_validate(recorded.body)
+
+
+def fhir_json(request: Request) -> None:
+    """Accept ``application/fhir+json`` and ``application/json`` bodies only."""
+    header = request.headers.get("content-type")
+    if header is None:
+        raise UnsupportedMediaType("Content-Type must be application/fhir+json or application/json")
+    message = Message()
+    message["content-type"] = header
+    if message.get_content_type() not in FHIR_MEDIA_TYPES:
+        raise UnsupportedMediaType("Content-Type must be application/fhir+json or application/json")
+
+
+_BUNDLE_SCHEMA = {"$ref": "#/components/schemas/BundleIn"}
+
+
+@router.put(
+    "/{patient_id}/context",
+    response_model=ContextRead,
+    responses={
+        200: {"description": "Context replaced (or unchanged)"},
+        201: {"description": "Unknown patient enrolled", "model": ContextRead},
+        **error_responses(401, 403, 413, 415, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/fhir+json": {"schema": _BUNDLE_SCHEMA},
+                "application/json": {"schema": _BUNDLE_SCHEMA},
+            },
+        }
+    },
+    summary="Replace the patient's clinical context with a FHIR R4 Bundle",
+)
+def replace_context(
+    *,
+    patient_id: PatientId,
+    principal: Service,
+    _media: Annotated[None, Depends(fhir_json)],
+    bundle: BundleIn,
+    services: Services,
+    response: Response,
+) -> ContextRead:
+    """Validate and replace atomically; an unknown id enrols the patient (201). Bad input: 422, nothing stored."""
+    update = services.context.replace(
+        source_id=patient_id, document=bundle.model_dump(exclude_unset=True), actor_id=principal.token_id
+    )
+    if update.enrolled:
+        response.status_code = status.HTTP_201_CREATED
+    return ContextRead(
+        status="enrolled" if update.enrolled else "replaced" if update.changed else "unchanged",
+        context_version=update.context_version,
+        resources=dict(update.resources),
+        ready_nudges=ReadyNudgesRead(kept=update.ready_kept, superseded=update.ready_superseded),
+    )

@@ -1,0 +1,509 @@
+"""Serving the next nudge: the best ready nudge for now, re-checked when the clinical context moved.
+
+One call is one transaction: the patient's row is locked (PostgreSQL ``FOR UPDATE``; SQLite takes
+the database write lock with its first write), candidates are read best first, a candidate built
+on an older context version is re-checked by the guardrails (blocked or now-needing-review nudges
+are superseded and never served), serve-time burden limits (quiet hours, snooze, opt-outs, caps)
+are applied, and the winner is marked served with a compare-and-set
+(``UPDATE ... WHERE status = 'ready'``) so two concurrent calls can never serve the same row. The
+serve (or the empty answer) and every supersession are audited in the same transaction.
+
+Ports (seams) this service is given, each with a safe default:
+
+- :class:`GuardrailPort` re-checks one nudge against one context. Without it, a nudge whose context
+  changed is not served (fail closed).
+- :class:`ServePolicy` holds serve-time burden limits. The default, :class:`PreferenceServePolicy`,
+  applies each patient's own preferences until the personalization package's ``serve_time_check``
+  is wired in.
+- :class:`ReviewRouting` receives nudges that now need review. The default routes nothing: the
+  nudge is superseded and waits for the next build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.context_store import load_contexts
+from nudge_engine.adapters.orm import NudgeRow, PatientPreferenceRow, PatientRow, ReadyNudgeRow, ReviewItemRow
+from nudge_engine.audit.trail import AuditEvent, EventType
+from nudge_engine.domain.context import PatientContext
+from nudge_engine.domain.errors import NotFound
+from nudge_engine.domain.nudge import Category, Intensity, Nudge
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+
+    from nudge_engine.adapters.unit_of_work import UnitOfWork
+    from nudge_engine.audit.trail import AuditTrail
+    from nudge_engine.privacy.vault import IdentifierVault
+
+CANDIDATES = 16  # ready rows looked at per call, best first
+
+
+# --- guardrail port --------------------------------------------------------------------------------
+
+
+class Verdict(StrEnum):
+    DELIVER = "deliver"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRule:
+    rule: str
+    action: str  # block | review | caution
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """The guardrails' answer for one nudge on the current context."""
+
+    decision: Verdict
+    ruleset_digest: str
+    caution: tuple[str, ...] = ()
+    fired: tuple[FiredRule, ...] = ()
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(f.rule for f in self.fired)
+
+    @property
+    def review_rule_ids(self) -> frozenset[str]:
+        return frozenset(f.rule for f in self.fired if f.action == Verdict.REVIEW)
+
+
+class GuardrailPort(Protocol):
+    """The per-request guardrail evaluator (rule set compiled once)."""
+
+    @property
+    def ruleset_digest(self) -> str: ...
+
+    def recheck(self, context: PatientContext, nudge: Nudge, at: datetime) -> Recheck: ...
+
+
+# --- serve-time burden port ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a nudge may not be served now; ``patient_wide`` holds stop the search (quiet hours ...)."""
+
+    reason: str
+    patient_wide: bool
+
+
+class ServeGate(Protocol):
+    def hold(self, nudge: Nudge) -> Hold | None: ...
+
+
+class ServePolicy(Protocol):
+    """Serve-time burden limits for one patient, opened once per call."""
+
+    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate: ...
+
+
+def _clock_time(text: str) -> time | None:
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        return None
+
+
+def in_quiet_hours(local: time, start: time | None, end: time | None) -> bool:
+    if start is None or end is None or start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def patient_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+DEFAULT_QUIET = ("21:00", "08:00")
+
+
+@dataclass
+class _PreferenceGate:
+    quiet: tuple[time | None, time | None]
+    local_now: datetime
+    snoozed_until: datetime | None
+    opted_out_all: bool
+    opted_out: frozenset[str]
+    day_left: int | None
+    week_left: int | None
+
+    def hold(self, nudge: Nudge) -> Hold | None:
+        if self.opted_out_all:
+            return Hold("opted_out", patient_wide=True)
+        if self.snoozed_until is not None and self.snoozed_until > self.local_now:
+            return Hold("snoozed", patient_wide=True)
+        if in_quiet_hours(self.local_now.time(), *self.quiet):
+            return Hold("quiet_hours", patient_wide=True)
+        if self.day_left is not None and self.day_left <= 0:
+            return Hold("daily_cap", patient_wide=True)
+        if self.week_left is not None and self.week_left <= 0:
+            return Hold("weekly_cap", patient_wide=True)
+        if nudge.category.value in self.opted_out:
+            return Hold("opted_out_category", patient_wide=False)
+        return None
+
+
+class PreferenceServePolicy:
+    """Interim serve-time check from the patient's own preferences (quiet hours, snooze, opt-outs, caps).
+
+    Seam: replace with an adapter over ``nudge_engine.personalization.burden.serve_time_check``
+    once it lands, which adds the catalog-wide caps and cooldowns.
+    """
+
+    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate:
+        zone = patient_zone(timezone)
+        local_now = now.astimezone(zone)
+        prefs = session.get(PatientPreferenceRow, patient_id)
+        quiet = (prefs.quiet_start, prefs.quiet_end) if prefs else DEFAULT_QUIET
+        day_left = week_left = None
+        if prefs is not None and (prefs.max_per_day is not None or prefs.max_per_week is not None):
+            day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+            week_start = day_start - timedelta(days=day_start.weekday())
+            served_day, served_week = _served_since(session, patient_id, day_start, week_start)
+            if prefs.max_per_day is not None:
+                day_left = prefs.max_per_day - served_day
+            if prefs.max_per_week is not None:
+                week_left = prefs.max_per_week - served_week
+        return _PreferenceGate(
+            quiet=(_clock_time(quiet[0]), _clock_time(quiet[1])),
+            local_now=local_now,
+            snoozed_until=prefs.snoozed_until if prefs else None,
+            opted_out_all=bool(prefs and prefs.opted_out_all),
+            opted_out=frozenset(prefs.opted_out_categories if prefs else ()),
+            day_left=day_left,
+            week_left=week_left,
+        )
+
+
+def _served_since(session: Session, patient_id: str, day_start: datetime, week_start: datetime) -> tuple[int, int]:
+    served_at = ReadyNudgeRow.served_at
+    row = session.execute(
+        select(
+            func.count().filter(served_at >= day_start),
+            func.count(),
+        ).where(ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "served", served_at >= week_start)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+# --- review routing port ---------------------------------------------------------------------------
+
+
+class ReviewRouting(Protocol):
+    """Where nudges that now need a clinician go (the review queue owns this)."""
+
+    def route(
+        self, session: Session, *, patient_id: str, ready_id: str, nudge_id: str, recheck: Recheck, now: datetime
+    ) -> list[AuditEvent]: ...
+
+    def reevaluate_pending(
+        self, session: Session, *, patient_id: str, context: PatientContext, now: datetime
+    ) -> list[AuditEvent]: ...
+
+
+class NoReviewRouting:
+    """Default seam: route nothing (the superseded nudge simply is not served)."""
+
+    def route(
+        self, session: Session, *, patient_id: str, ready_id: str, nudge_id: str, recheck: Recheck, now: datetime
+    ) -> list[AuditEvent]:
+        return []
+
+    def reevaluate_pending(
+        self, session: Session, *, patient_id: str, context: PatientContext, now: datetime
+    ) -> list[AuditEvent]:
+        return []
+
+
+# --- observation (metrics) port --------------------------------------------------------------------
+
+
+class DeliveryObserver(Protocol):
+    def served(self, nudge: Nudge) -> None: ...
+
+    def rechecked(self, recheck: Recheck | None, *, stage: str) -> None: ...
+
+
+class NullObserver:
+    def served(self, nudge: Nudge) -> None:
+        return None
+
+    def rechecked(self, recheck: Recheck | None, *, stage: str) -> None:
+        return None
+
+
+# --- shared helpers --------------------------------------------------------------------------------
+
+
+def nudge_from_row(row: NudgeRow) -> Nudge | None:
+    """The domain nudge of a catalog row, or None when it is withdrawn or no longer valid."""
+    if not row.active:
+        return None
+    try:
+        return Nudge(
+            id=row.id, category=Category(row.category), intensity=Intensity(row.intensity),
+            duration_min=row.duration_min, tags=frozenset(row.tags or ()), title=row.title, body=row.body,
+        )
+    except ValueError:
+        return None
+
+
+def load_nudges(session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    found = {row.id: nudge_from_row(row) for row in session.scalars(select(NudgeRow).where(NudgeRow.id.in_(wanted)))}
+    return {nid: found.get(nid) for nid in wanted}
+
+
+def lock_patient(session: Session, patient_id: str) -> Row[int, str, datetime | None] | None:
+    """Lock the patient's row for this transaction; returns (context_version, timezone, erased_at)."""
+    cols = (PatientRow.context_version, PatientRow.timezone, PatientRow.erased_at)
+    if session.get_bind().dialect.name == "sqlite":
+        # A no-op write: SQLite's write lock is taken by the first write, before any read below.
+        stmt = (
+            update(PatientRow)
+            .where(PatientRow.id == patient_id)
+            .values(context_version=PatientRow.context_version)
+            .returning(*cols)
+        )
+        return session.execute(stmt).first()
+    return session.execute(select(*cols).where(PatientRow.id == patient_id).with_for_update()).first()
+
+
+def approved_for(session: Session, review_item_id: str | None) -> frozenset[str]:
+    """The rule ids a clinician approved this nudge over (empty when it was never reviewed)."""
+    if review_item_id is None:
+        return frozenset()
+    row = session.execute(
+        select(ReviewItemRow.status, ReviewItemRow.rule_ids).where(ReviewItemRow.id == review_item_id)
+    ).first()
+    if row is None or row.status != "approved":
+        return frozenset()
+    return frozenset(row.rule_ids or ())
+
+
+def still_servable(recheck: Recheck, approved_rules: frozenset[str]) -> bool:
+    """Deliver, or review only for rules a clinician already approved this very nudge over."""
+    if recheck.decision is Verdict.DELIVER:
+        return True
+    return recheck.decision is Verdict.REVIEW and bool(approved_rules) and recheck.review_rule_ids <= approved_rules
+
+
+def superseded_event(*, actor_id: str | None, patient_id: str, nudge_id: str, ready_id: str,
+                     recheck: Recheck | None, reason: str) -> AuditEvent:
+    return AuditEvent(
+        EventType.SUPERSEDED, "service", actor_id=actor_id, patient_ref=patient_id, nudge_id=nudge_id,
+        decision=recheck.decision.value if recheck else None,
+        rule_ids=recheck.rule_ids if recheck else (),
+        ruleset_digest=recheck.ruleset_digest if recheck else None,
+        details={"delivery_id": ready_id, "reason": reason},
+    )
+
+
+# --- the use case ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServedNudge:
+    """What the patient app shows now."""
+
+    delivery_id: str
+    nudge: Nudge
+    caution: tuple[str, ...]
+    served_at: datetime
+    expires_at: datetime
+    ruleset_digest: str
+    rechecked: bool
+
+
+@dataclass
+class _Pass:
+    """Work collected during one call, written before commit."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    hold: Hold | None = None
+    context: PatientContext | None = None
+
+
+class DeliveryService:
+    """``GET next-nudge``: pick, re-check, limit, mark served and audit, in one transaction."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        vault: IdentifierVault,
+        audit: AuditTrail,
+        clock: Callable[[], datetime],
+        guardrails: GuardrailPort | None,
+        policy: ServePolicy | None = None,
+        review: ReviewRouting | None = None,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._vault = vault
+        self._audit = audit
+        self._clock = clock
+        self._guardrails = guardrails
+        self._policy: ServePolicy = policy or PreferenceServePolicy()
+        self._review: ReviewRouting = review or NoReviewRouting()
+        self._observer: DeliveryObserver = observer or NullObserver()
+
+    def next_nudge(self, *, source_id: str, actor_id: str | None) -> ServedNudge | None:
+        """The nudge to show now (marked served), or None. Unknown patients raise :class:`NotFound`."""
+        now = self._clock()
+        with self._uow_factory() as uow:
+            session = uow.session
+            patient_id = self._vault.find_patient(session, source_id)
+            patient = lock_patient(session, patient_id) if patient_id else None
+            if patient_id is None or patient is None or patient.erased_at is not None:
+                raise NotFound("patient not found")
+            work = _Pass()
+            served = self._pick(
+                session, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
+                now=now, actor_id=actor_id, work=work,
+            )
+            if work.expired:
+                session.execute(
+                    update(ReadyNudgeRow)
+                    .where(ReadyNudgeRow.id.in_(work.expired), ReadyNudgeRow.status == "ready")
+                    .values(status="expired")
+                )
+            if served is None:
+                outcome = work.hold.reason if work.hold else "none_ready"
+                work.events.append(
+                    AuditEvent(EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id,
+                               decision="none", details={"outcome": outcome})
+                )
+            self._audit.append(session, work.events, now=now)
+            uow.commit()
+        if served is not None:
+            self._observer.served(served.nudge)
+        return served
+
+    def _pick(
+        self, session: Session, *, patient_id: str, version: int, timezone: str, now: datetime,
+        actor_id: str | None, work: _Pass,
+    ) -> ServedNudge | None:
+        rows = session.execute(
+            select(
+                ReadyNudgeRow.id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.caution, ReadyNudgeRow.context_version,
+                ReadyNudgeRow.ruleset_digest, ReadyNudgeRow.not_before, ReadyNudgeRow.expires_at,
+                ReadyNudgeRow.review_item_id,
+            )
+            .where(ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "ready")
+            .order_by(ReadyNudgeRow.score.desc(), ReadyNudgeRow.created_at, ReadyNudgeRow.id)
+            .limit(CANDIDATES)
+        ).all()
+        live = []
+        for r in rows:
+            if r.expires_at <= now:
+                work.expired.append(r.id)
+            elif r.not_before is None or r.not_before <= now:
+                live.append(r)
+        if not live:
+            return None
+        nudges = load_nudges(session, (r.nudge_id for r in live))
+        gate: ServeGate | None = None
+        for r in live:
+            nudge = nudges.get(r.nudge_id)
+            if nudge is None:
+                self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=r.nudge_id,
+                                ready_id=r.id, verdict=None, reason="withdrawn")
+                continue
+            caution: tuple[str, ...] = tuple(r.caution or ())
+            digest = r.ruleset_digest
+            rechecked = r.context_version != version
+            if rechecked:
+                verdict = self._recheck(session, patient_id, nudge, now, work)
+                if verdict is None:  # no rule set to re-check with: fail closed, leave it for later
+                    continue
+                if not still_servable(verdict, approved_for(session, r.review_item_id)):
+                    self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=nudge.id,
+                                    ready_id=r.id, verdict=verdict, reason="context_changed")
+                    if verdict.decision is Verdict.REVIEW:
+                        work.events.extend(self._review.route(
+                            session, patient_id=patient_id, ready_id=r.id, nudge_id=nudge.id, recheck=verdict,
+                            now=now,
+                        ))
+                    continue
+                caution, digest = verdict.caution, verdict.ruleset_digest
+            if gate is None:
+                gate = self._policy.open(session, patient_id=patient_id, timezone=timezone, now=now)
+            hold = gate.hold(nudge)
+            if hold is not None:
+                work.hold = hold
+                if hold.patient_wide:
+                    return None
+                continue
+            won = session.execute(
+                update(ReadyNudgeRow)
+                .where(ReadyNudgeRow.id == r.id, ReadyNudgeRow.status == "ready")
+                .values(status="served", served_at=now, caution=list(caution), ruleset_digest=digest)
+            )
+            if cast("CursorResult[Any]", won).rowcount != 1:  # lost the race for this row
+                continue
+            work.events.append(
+                AuditEvent(
+                    EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id, nudge_id=nudge.id,
+                    decision=Verdict.DELIVER.value, ruleset_digest=digest,
+                    details={"delivery_id": r.id, "rechecked": rechecked, "cautions": len(caution)},
+                )
+            )
+            return ServedNudge(r.id, nudge, caution, now, r.expires_at, digest, rechecked)
+        return None
+
+    def _recheck(
+        self, session: Session, patient_id: str, nudge: Nudge, now: datetime, work: _Pass
+    ) -> Recheck | None:
+        if self._guardrails is None:
+            self._observer.rechecked(None, stage="serve")
+            return None
+        if work.context is None:
+            work.context = load_contexts(session, [patient_id]).get(patient_id, PatientContext())
+        verdict = self._guardrails.recheck(work.context, nudge, now)
+        self._observer.rechecked(verdict, stage="serve")
+        return verdict
+
+    def _supersede(
+        self, session: Session, work: _Pass, *, actor_id: str | None, patient_id: str, nudge_id: str,
+        ready_id: str, verdict: Recheck | None, reason: str,
+    ) -> None:
+        supersede_rows(session, [ready_id])
+        work.superseded.append(ready_id)
+        work.events.append(
+            superseded_event(actor_id=actor_id, patient_id=patient_id, nudge_id=nudge_id, ready_id=ready_id,
+                             recheck=verdict, reason=reason)
+        )
+
+
+def supersede_rows(session: Session, ids: Sequence[str]) -> None:
+    if ids:
+        session.execute(
+            update(ReadyNudgeRow)
+            .where(ReadyNudgeRow.id.in_(list(ids)), ReadyNudgeRow.status == "ready")
+            .values(status="superseded")
+        )

@@ -1,0 +1,203 @@
+"""Recording patient events (delivered, opened, dismissed, completed, activity), idempotently.
+
+With an idempotency key, the first request for (patient, key) stores the event, its audit record
+and the answer it gave, in one transaction; any later request with the same key gets that stored
+answer back and changes nothing. Concurrent duplicates race on the unique constraint
+``(patient_id, idempotency_key)``: exactly one insert wins, the others roll back and replay the
+winner's answer. The same key with a different request body is a :class:`Conflict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow, new_id
+from nudge_engine.audit.trail import AuditEvent, EventType
+from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from nudge_engine.adapters.unit_of_work import UnitOfWork
+    from nudge_engine.audit.trail import AuditTrail
+    from nudge_engine.privacy.vault import IdentifierVault
+
+FUTURE_SLACK = timedelta(minutes=5)  # clock skew tolerated on occurred_at
+
+
+class EventKind(StrEnum):
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    DISMISSED = "dismissed"
+    COMPLETED = "completed"
+    ACTIVITY = "activity"
+
+
+NUDGE_EVENTS = frozenset({EventKind.DELIVERED, EventKind.OPENED, EventKind.DISMISSED, EventKind.COMPLETED})
+_AUDIT_TYPE = {
+    EventKind.DELIVERED: EventType.DELIVERED,
+    EventKind.OPENED: EventType.OPENED,
+    EventKind.DISMISSED: EventType.DISMISSED,
+    EventKind.COMPLETED: EventType.COMPLETED,
+    EventKind.ACTIVITY: EventType.ACTIVITY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    """One event as the patient-app backend reports it (already schema-validated)."""
+
+    kind: EventKind
+    occurred_at: datetime
+    nudge_id: str | None = None
+    session_id: str | None = None
+    properties: Mapping[str, Any] | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of the request, to tell a true retry from a reused key."""
+        doc = {
+            "kind": self.kind.value,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+            "nudge_id": self.nudge_id,
+            "session_id": self.session_id,
+            "properties": dict(self.properties or {}),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """The answer to an event request; ``replayed`` when it is the stored answer to an earlier one."""
+
+    body: Mapping[str, Any]
+    replayed: bool
+
+
+class EventRecorder:
+    """``POST events``: validate ownership, store, audit; replay the first answer for a repeated key."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: Callable[[], UnitOfWork],
+        vault: IdentifierVault,
+        audit: AuditTrail,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._vault = vault
+        self._audit = audit
+        self._clock = clock
+
+    def record(
+        self, *, source_id: str, event: EventInput, idempotency_key: str | None, actor_id: str | None
+    ) -> RecordedEvent:
+        now = self._clock()
+        if event.occurred_at > now + FUTURE_SLACK:
+            raise InvalidInput("occurred_at: lies in the future")
+        if event.kind in NUDGE_EVENTS and not event.nudge_id:
+            raise InvalidInput(f"nudge_id: is required for '{event.kind.value}' events")
+        fingerprint = event.fingerprint()
+        try:
+            with self._uow_factory() as uow:
+                patient_id = self._patient(uow.session, source_id)
+                if idempotency_key is not None:
+                    earlier = _stored(uow.session, patient_id, idempotency_key)
+                    if earlier is not None:
+                        return _replay(earlier, fingerprint)
+                if event.nudge_id is not None and not _was_served(uow.session, patient_id, event.nudge_id):
+                    raise NotFound("nudge not found")
+                body = self._store(
+                    uow.session, patient_id=patient_id, event=event, key=idempotency_key, fingerprint=fingerprint,
+                    actor_id=actor_id, now=now,
+                )
+                uow.commit()
+                return RecordedEvent(body, replayed=False)
+        except sa_exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            return self._replay_winner(source_id, idempotency_key, fingerprint)
+
+    def _replay_winner(self, source_id: str, key: str, fingerprint: str) -> RecordedEvent:
+        """Lost the race on (patient_id, idempotency_key): answer as the winner did."""
+        with self._uow_factory() as uow:
+            patient_id = self._patient(uow.session, source_id)
+            earlier = _stored(uow.session, patient_id, key)
+        if earlier is None:  # the conflict was not about the key after all
+            raise Conflict("the event could not be stored; retry")
+        return _replay(earlier, fingerprint)
+
+    def _patient(self, session: Session, source_id: str) -> str:
+        patient_id = self._vault.find_patient(session, source_id)
+        if patient_id is None:
+            raise NotFound("patient not found")
+        erased = session.execute(select(PatientRow.erased_at).where(PatientRow.id == patient_id)).first()
+        if erased is None or erased.erased_at is not None:
+            raise NotFound("patient not found")
+        return patient_id
+
+    def _store(
+        self, session: Session, *, patient_id: str, event: EventInput, key: str | None, fingerprint: str,
+        actor_id: str | None, now: datetime,
+    ) -> dict[str, Any]:
+        event_id = new_id()
+        body: dict[str, Any] = {
+            "event_id": event_id,
+            "type": event.kind.value,
+            "nudge_id": event.nudge_id,
+            "occurred_at": event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "received_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        session.add(
+            PatientEventRow(
+                id=event_id, patient_id=patient_id, type=event.kind.value, nudge_id=event.nudge_id,
+                session_id=event.session_id, occurred_at=event.occurred_at, received_at=now,
+                properties=dict(event.properties or {}), idempotency_key=key,
+                response={"status": 201, "body": body, "request": fingerprint},
+            )
+        )
+        session.flush()
+        details: dict[str, Any] = {"event_id": event_id}
+        minutes = (event.properties or {}).get("minutes")
+        if event.kind is EventKind.ACTIVITY and isinstance(minutes, int) and not isinstance(minutes, bool):
+            details["minutes"] = minutes
+        self._audit.append(
+            session,
+            [AuditEvent(_AUDIT_TYPE[event.kind], "service", actor_id=actor_id, patient_ref=patient_id,
+                        nudge_id=event.nudge_id, details=details)],
+            now=now,
+        )
+        return body
+
+
+def _stored(session: Session, patient_id: str, key: str) -> dict[str, Any] | None:
+    row = session.execute(
+        select(PatientEventRow.response).where(
+            PatientEventRow.patient_id == patient_id, PatientEventRow.idempotency_key == key
+        )
+    ).first()
+    return dict(row.response) if row is not None else None
+
+
+def _replay(stored: Mapping[str, Any], fingerprint: str) -> RecordedEvent:
+    if stored.get("request") != fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request")
+    return RecordedEvent(dict(stored["body"]), replayed=True)
+
+
+def _was_served(session: Session, patient_id: str, nudge_id: str) -> bool:
+    """Events about a nudge need it to have been served to this patient (another's answers as missing)."""
+    return session.execute(
+        select(ReadyNudgeRow.id).where(
+            ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.nudge_id == nudge_id,
+            ReadyNudgeRow.status == "served",
+        ).limit(1)
+    ).first() is not None

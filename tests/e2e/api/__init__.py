@@ -1,0 +1,1 @@
+"""End-to-end tests of the HTTP API (through FastAPI, on SQLite and PostgreSQL)."""

@@ -1,0 +1,215 @@
+"""GET /v1/patients/{patient_id}/next-nudge: the best ready nudge for now, never an unsafe one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from nudge_engine.adapters.orm import PatientPreferenceRow
+from nudge_engine.bootstrap import Container
+from tests.e2e.api.kit import (
+    HYPERTENSION,
+    PREGNANCY,
+    SLEEP,
+    UNSTABLE_ANGINA,
+    WALK,
+    WATER,
+    Clock,
+    FakeGuardrails,
+    audit_records,
+    condition,
+    ready_status,
+    seed_ready,
+    surrogate_of,
+)
+
+Headers = dict[str, str]
+
+
+def _next(client: TestClient, headers: Headers, app_id: str = "app-ada") -> tuple[int, dict[str, object] | None]:
+    res = client.get(f"/v1/patients/{app_id}/next-nudge", headers=headers)
+    return res.status_code, (res.json() if res.content else None)
+
+
+def test_serves_the_highest_scored_ready_nudge_and_marks_it_served(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    low = seed_ready(container, pid, WATER, score=0.2)
+    high = seed_ready(container, pid, SLEEP, score=0.9)
+
+    status, body = _next(client, service_headers)
+
+    assert status == 200 and body is not None
+    assert body["delivery_id"] == high
+    assert body["nudge"]["id"] == SLEEP.id  # type: ignore[index]
+    assert ready_status(container, high) == "served"
+    assert ready_status(container, low) == "ready"
+
+
+def test_a_served_nudge_is_not_served_again_and_an_empty_queue_answers_204(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    seed_ready(container, surrogate_of(container, "app-ada"), WATER)
+
+    assert _next(client, service_headers)[0] == 200
+    assert _next(client, service_headers) == (204, None)
+
+
+def test_an_expired_nudge_is_never_served_and_is_marked_expired(
+    client: TestClient, container: Container, clock: Clock, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    stale = seed_ready(container, surrogate_of(container, "app-ada"), WATER, expires_at=clock() - timedelta(minutes=1))
+
+    assert _next(client, service_headers)[0] == 204
+    assert ready_status(container, stale) == "expired"
+
+
+def test_a_nudge_scheduled_for_later_waits_until_its_time(
+    client: TestClient, container: Container, clock: Clock, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    later = seed_ready(container, surrogate_of(container, "app-ada"), WATER, not_before=clock() + timedelta(hours=2))
+
+    assert _next(client, service_headers)[0] == 204
+    clock.advance(hours=3)
+    status, body = _next(client, service_headers)
+    assert status == 200 and body is not None and body["delivery_id"] == later
+
+
+def test_no_nudge_is_served_in_the_patients_quiet_hours(
+    client: TestClient, container: Container, clock: Clock, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    seed_ready(container, surrogate_of(container, "app-ada"), WATER)
+    clock.advance(hours=10)  # 22:00 UTC: inside the default quiet hours
+
+    assert _next(client, service_headers)[0] == 204
+    outcomes = [r.details.get("outcome") for r in audit_records(container) if r.event_type == "served"]
+    assert outcomes[-1] == "quiet_hours"
+
+
+def test_a_patients_daily_cap_holds_at_serve_time(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    with container.uow() as uow:
+        uow.session.execute(insert(PatientPreferenceRow), [{
+            "patient_id": pid, "quiet_start": "22:00", "quiet_end": "07:00", "max_per_day": 1,
+            "opted_out_categories": [], "opted_out_all": False, "updated_at": container.clock(),
+        }])
+        uow.commit()
+    seed_ready(container, pid, WATER, score=0.9)
+    seed_ready(container, pid, SLEEP, score=0.5)
+
+    assert _next(client, service_headers)[0] == 200
+    assert _next(client, service_headers)[0] == 204
+
+
+def test_a_nudge_blocked_by_a_new_contraindication_is_never_served(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    guardrails: FakeGuardrails,
+) -> None:
+    enrol("app-bo")
+    pid = surrogate_of(container, "app-bo")
+    walk = seed_ready(container, pid, WALK, score=0.9)  # built on context version 1
+    water = seed_ready(container, pid, WATER, score=0.1)
+    # The context gains unstable angina between build and request.
+    enrol("app-bo", condition(UNSTABLE_ANGINA))
+
+    status, body = _next(client, service_headers, "app-bo")
+
+    assert status == 200 and body is not None
+    assert body["delivery_id"] == water
+    assert ready_status(container, walk) == "superseded"
+    superseded = [r for r in audit_records(container) if r.event_type == "superseded"]
+    assert [(r.nudge_id, r.decision, list(r.rule_ids)) for r in superseded] == [(WALK.id, "block", ["EX-BLOCK"])]
+
+
+def test_a_stale_nudge_is_rechecked_at_serve_time_when_the_context_moved_underneath(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-bo", condition(UNSTABLE_ANGINA))  # context version 1 already has the contraindication
+    pid = surrogate_of(container, "app-bo")
+    walk = seed_ready(container, pid, WALK, context_version=0)  # built before it was known
+
+    assert _next(client, service_headers, "app-bo")[0] == 204
+    assert ready_status(container, walk) == "superseded"
+
+
+def test_a_nudge_that_now_needs_review_is_not_served(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-cy", condition(PREGNANCY))
+    walk = seed_ready(container, surrogate_of(container, "app-cy"), WALK, context_version=0)
+
+    assert _next(client, service_headers, "app-cy")[0] == 204
+    assert ready_status(container, walk) == "superseded"
+    decisions = [r.decision for r in audit_records(container) if r.event_type == "superseded"]
+    assert decisions == ["review"]
+
+
+def test_a_still_safe_stale_nudge_is_served_with_the_new_caution(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-bo", condition(HYPERTENSION))
+    seed_ready(container, surrogate_of(container, "app-bo"), WALK, context_version=0)
+
+    status, body = _next(client, service_headers, "app-bo")
+
+    assert status == 200 and body is not None
+    assert body["caution"] == ["Check your blood pressure first"]
+
+
+def test_an_unchanged_context_is_not_rechecked(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    guardrails: FakeGuardrails,
+) -> None:
+    enrol("app-ada")
+    seed_ready(container, surrogate_of(container, "app-ada"), WALK)
+
+    assert _next(client, service_headers)[0] == 200
+    assert guardrails.calls == 0
+
+
+def test_without_a_rule_set_a_stale_nudge_is_held_back(
+    container: Container, service_headers: Headers
+) -> None:
+    from nudge_engine.entrypoints.api import create_app
+    from tests.e2e.api.kit import bundle
+
+    with TestClient(create_app(container, token_cache_ttl=0)) as bare:
+        put = bare.put("/v1/patients/app-ada/context", json=bundle("app-ada"), headers=service_headers)
+        assert put.status_code == 201
+        walk = seed_ready(container, surrogate_of(container, "app-ada"), WALK, context_version=0)
+        assert bare.get("/v1/patients/app-ada/next-nudge", headers=service_headers).status_code == 204
+    assert ready_status(container, walk) == "ready"
+
+
+def test_an_unknown_patient_answers_404(client: TestClient, service_headers: Headers) -> None:
+    res = client.get("/v1/patients/app-nobody/next-nudge", headers=service_headers)
+    assert res.status_code == 404
+    assert res.json() == {"detail": [{"code": "not_found", "msg": "patient not found"}]}
+
+
+def test_a_serve_is_audited_with_the_surrogate_and_never_the_apps_id(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    seed_ready(container, pid, WATER)
+
+    _next(client, service_headers)
+
+    served = [r for r in audit_records(container) if r.event_type == "served"]
+    assert [(r.patient_ref, r.nudge_id, r.decision, r.actor_role) for r in served] == [
+        (pid, WATER.id, "deliver", "service")
+    ]
+    assert all("app-ada" not in repr(tuple(r)) for r in audit_records(container))
