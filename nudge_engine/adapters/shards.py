@@ -1,24 +1,27 @@
 """Build cycles and their shards in the database: start or resume a cycle, claim and finish shards.
 
-Patients are split by ``PatientRow.shard_key`` ranges. A worker claims one pending shard at a
-time: on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` (workers on several machines never
-wait on each other), on SQLite with a conditional UPDATE (SQLite has one writer at a time). A shard
-claimed longer ago than the lease by a worker that died is claimable again; its writes are keyed
-by (cycle, patient), so finishing it twice cannot double anything.
+Patients are split by ``PatientRow.shard_key`` ranges. A worker claims one pending shard and
+builds it **in the same transaction** that marks it done:
+
+- PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` locks the shard row for that transaction, so
+  workers on several machines take different shards and never wait on each other;
+- SQLite: the claim is an ``UPDATE ... RETURNING`` as the transaction's first statement, which
+  takes SQLite's single write lock at once (no stale snapshot can precede it).
+
+A worker that dies mid-shard leaves nothing behind: its transaction rolls back and the shard is
+pending again for the next run. Decisions are keyed by (cycle, patient) as a second guard.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import BuildCycleRow, BuildShardRow, new_id
 from nudge_engine.adapters.orm.patients import SHARD_KEYS
-
-DEFAULT_LEASE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,42 +69,33 @@ def start_cycle(
     return cycle_id
 
 
-def claim_shard(
-    session: Session, *, cycle_id: str, worker: str, now: datetime, lease: timedelta = DEFAULT_LEASE
-) -> ShardClaim | None:
-    """Claim one shard of the cycle for ``worker`` (in the caller's transaction), or None when none is left."""
+def claim_shard(session: Session, *, cycle_id: str, worker: str, now: datetime) -> ShardClaim | None:
+    """Claim one pending shard for the caller's transaction, or None when none is left."""
     shard_count = session.scalar(select(BuildCycleRow.shard_count).where(BuildCycleRow.id == cycle_id))
     if shard_count is None:
         return None
-    claimable = and_(
-        BuildShardRow.cycle_id == cycle_id,
-        or_(
-            BuildShardRow.status == "pending",
-            and_(BuildShardRow.status == "claimed", BuildShardRow.claimed_at < now - lease),
-        ),
-    )
+    pending = and_(BuildShardRow.cycle_id == cycle_id, BuildShardRow.status == "pending")
     if session.get_bind().dialect.name == "postgresql":
         shard_no = session.scalar(
-            select(BuildShardRow.shard_no).where(claimable).order_by(BuildShardRow.shard_no)
+            select(BuildShardRow.shard_no).where(pending).order_by(BuildShardRow.shard_no)
             .limit(1).with_for_update(skip_locked=True)
         )
-        if shard_no is None:
-            return None
-        session.execute(
+    else:
+        first_pending = select(func.min(BuildShardRow.shard_no)).where(pending).scalar_subquery()
+        shard_no = session.scalar(
             update(BuildShardRow)
-            .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard_no)
+            .where(pending, BuildShardRow.shard_no == first_pending)
             .values(status="claimed", claimed_by=worker, claimed_at=now)
+            .returning(BuildShardRow.shard_no)
         )
-        return ShardClaim(cycle_id, shard_no, shard_count)
-    for candidate in session.scalars(select(BuildShardRow.shard_no).where(claimable).order_by(BuildShardRow.shard_no)):
-        taken = session.execute(
-            update(BuildShardRow)
-            .where(claimable, BuildShardRow.shard_no == candidate)
-            .values(status="claimed", claimed_by=worker, claimed_at=now)
-        )
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
-            return ShardClaim(cycle_id, candidate, shard_count)
-    return None
+    if shard_no is None:
+        return None
+    session.execute(
+        update(BuildShardRow)
+        .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard_no)
+        .values(status="claimed", claimed_by=worker, claimed_at=now)
+    )
+    return ShardClaim(cycle_id, int(shard_no), shard_count)
 
 
 def finish_shard(session: Session, claim: ShardClaim, *, now: datetime) -> None:
