@@ -1,0 +1,120 @@
+"""The per-request evaluator: a pure function of (patient context, nudge, compiled rule set, time).
+
+For each rule whose target matches the nudge, its branches are evaluated; the rule's action is the most
+severe branch that holds, and the decision is the most severe action over rules (block > review >
+caution > deliver). Fail closed: an exception, or an undefined value, in a rule makes that rule answer
+review (it is reported, logged without patient data and counted), never deliver.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from nudge_engine.domain.context import PatientContext
+from nudge_engine.domain.nudge import Nudge
+from nudge_engine.guardrails.compiler import CompiledRule, CompiledRuleSet, Escalation, Level
+from nudge_engine.guardrails.decision import Decision, FiredRule, Outcome
+from nudge_engine.guardrails.features import Feature, Reading
+from nudge_engine.guardrails.logic import Tri
+from nudge_engine.guardrails.timewindows import utc
+from nudge_engine.logs import get_logger
+
+log = get_logger(__name__)
+
+#: Rules that failed closed in this process, by rule id and reason ("error" or "undefined").
+FAILURES: Counter[tuple[str, str]] = Counter()
+
+
+def record_failure(rule_id: str, reason: str, detail: str) -> None:
+    FAILURES[(rule_id, reason)] += 1
+    log.warning("guardrail rule failed closed", rule=rule_id, reason=reason, detail=detail)
+
+
+class _Reads:
+    """Each feature read at most once per decision."""
+
+    __slots__ = ("at", "cache", "ctx")
+
+    def __init__(self, ctx: PatientContext, at: datetime) -> None:
+        self.ctx = ctx
+        self.at = at
+        self.cache: dict[str, Reading | Exception] = {}
+
+    def __call__(self, feature: Feature) -> Reading:
+        found = self.cache.get(feature.key)
+        if found is None:
+            try:
+                found = feature.read(self.ctx, self.at)
+            except Exception as exc:  # kept, so every rule using the feature fails closed
+                found = exc
+            self.cache[feature.key] = found
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: datetime) -> Decision:
+    """Decide one (patient, nudge) pair at ``at`` (an aware datetime)."""
+    reads = _Reads(ctx, utc(at))
+    fired: list[FiredRule] = []
+    escalation = Escalation.NONE
+    for rule in ruleset.rules:
+        try:
+            result, esc = _rule(rule, nudge, reads)
+        except Exception as exc:
+            record_failure(rule.id, "error", exc.__class__.__name__)
+            result, esc = FiredRule(rule.id, "review", (f"evaluation error: {exc.__class__.__name__}",), failed=True), 0
+        if result is not None:
+            fired.append(result)
+            escalation = max(escalation, esc)
+    level = max((Level.OF_ACTION[f.action] for f in fired), default=Level.NONE)
+    outcome = Outcome.BLOCK if level == Level.BLOCK else Outcome.REVIEW if level == Level.REVIEW else Outcome.DELIVER
+    cautions = tuple(dict.fromkeys(text for f in fired for text in f.caution))
+    return Decision(
+        decision=outcome,
+        caution=cautions,
+        escalation=Escalation.NAMES.get(escalation),
+        fired=tuple(fired),
+        ruleset_version=ruleset.version,
+        ruleset_digest=ruleset.digest,
+    )
+
+
+def _rule(rule: CompiledRule, nudge: Nudge, reads: _Reads) -> tuple[FiredRule | None, int]:
+    level = Level.NONE
+    escalation = Escalation.NONE
+    evidence: list[str] = []
+    reasons: list[str] = []
+    cautions: list[str] = []
+    for branch in rule.branches:
+        if not branch.target.matches(nudge):
+            continue
+        tri, ev = branch.when.scalar(reads) if branch.when is not None else (Tri.TRUE, ())
+        if tri is Tri.UNDEFINED:
+            level = max(level, Level.REVIEW)
+            reasons.extend(ev)
+            continue
+        if tri is Tri.FALSE:
+            continue
+        evidence.extend(ev)
+        if branch.caution is not None:
+            cautions.append(branch.caution)
+        level = max(level, branch.level)
+        if branch.escalation:
+            esc = branch.escalate_when.scalar(reads)[0] if branch.escalate_when is not None else Tri.TRUE
+            if esc is not Tri.FALSE:  # an undefined escalation test escalates (fail closed)
+                escalation = max(escalation, branch.escalation)
+    if level == Level.NONE:
+        return None, Escalation.NONE
+    failed = bool(reasons) and level == Level.REVIEW and not evidence
+    if reasons:
+        record_failure(rule.id, "undefined", "; ".join(sorted(set(r.split(":")[0] for r in reasons))))
+    action = Level.NAMES[level]
+    return (
+        FiredRule(
+            rule.id, action, tuple(dict.fromkeys(evidence + reasons)),
+            caution=tuple(cautions) if level == Level.CAUTION else (), failed=failed,
+        ),
+        escalation,
+    )
