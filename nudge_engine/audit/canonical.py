@@ -6,15 +6,17 @@ RFC 8785 (JSON Canonicalization Scheme). The ``rfc8785`` package is the referenc
 Python (about 20 µs a record); for the value domain :class:`~nudge_engine.audit.model.AuditEvent`
 admits (ASCII snake_case keys, code-like ASCII strings, integers within ±2^53, no floats) the
 standard library's ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
-produces the very same bytes four times faster; ``tests/unit/audit/test_canonical.py`` checks that
-equivalence against ``rfc8785`` on generated records. Anything outside that domain is refused by
-validation before it is ever hashed.
+produces the very same bytes four times faster, and :func:`record_bytes` splices a record's
+fields in RFC 8785 key order faster still (it is the verification hot loop: 1,000,000 records in
+well under 10 s). ``tests/unit/audit/test_canonical_form.py`` checks both against ``rfc8785`` on
+generated records. Anything outside that domain is refused by validation before it is hashed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
 
+_string = json.encoder.encode_basestring  # the C escaper json.dumps uses with ensure_ascii=False
 _encode = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 ).encode
@@ -39,6 +42,45 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def json_text(value: Any) -> str:
+    """Canonical JSON text of a ``details`` mapping or ``rule_ids`` list (as stored in the table)."""
+    return _encode(value)
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def record_bytes(
+    *,
+    seq: int,
+    recorded_at: str,
+    event_type: str,
+    actor_role: str,
+    actor_id: str | None,
+    patient_ref: str | None,
+    nudge_id: str | None,
+    decision: str | None,
+    rule_ids_json: str,
+    ruleset_digest: str | None,
+    details_json: str,
+    prev_hash: str,
+) -> bytes:
+    """The canonical bytes of one record, keys in RFC 8785 order, spliced without a dict.
+
+    ``rule_ids_json`` and ``details_json`` are the canonical texts stored in the table (see
+    :func:`json_text`), so verification hashes them as stored, without parsing them.
+    """
+    q = _string  # fields that are never null; the nullable ones go through _text
+    return (
+        f'{{"actor_id":{_text(actor_id)},"actor_role":{q(actor_role)},"decision":{_text(decision)},'
+        f'"details":{details_json},"event_type":{q(event_type)},"nudge_id":{_text(nudge_id)},'
+        f'"patient_ref":{_text(patient_ref)},"prev_hash":{q(prev_hash)},'
+        f'"recorded_at":{q(recorded_at)},"rule_ids":{rule_ids_json},'
+        f'"ruleset_digest":{_text(ruleset_digest)},"seq":{int(seq)},"v":{FORMAT_VERSION}}}'
+    ).encode()
+
+
 def record_payload(
     *,
     seq: int,
@@ -54,6 +96,7 @@ def record_payload(
     details: Mapping[str, Any],
     prev_hash: str,
 ) -> dict[str, Any]:
+    """The record as a JSON object: what :func:`record_bytes` serialises (used to cross-check it)."""
     return {
         "v": FORMAT_VERSION,
         "seq": seq,

@@ -85,6 +85,14 @@ IDENTIFIER_WORDS = frozenset(
 # Whole keys refused as well (the patient app's own id must never enter the trail).
 IDENTIFIER_KEYS = frozenset({"patient_id", "source_id", "external_id", "record_numbers", "birth_date"})
 
+# Record field names may not reappear as details keys (at any depth): each field's key then occurs
+# exactly once in a record's canonical bytes, so no edit can shift text from one field into another
+# and keep the hash (see ``canonical.record_bytes``).
+RESERVED_KEYS = frozenset(
+    {"v", "seq", "recorded_at", "event_type", "actor_role", "actor_id", "patient_ref", "nudge_id",
+     "decision", "rule_ids", "ruleset_digest", "details", "prev_hash", "hash"}
+)  # fmt: skip
+
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _CODE = re.compile(r"^[A-Za-z0-9_.:+/|#=<>-]{0,128}$")
 _SURROGATE = re.compile(r"^[0-9a-f]{32}$")
@@ -102,6 +110,8 @@ OLDEST_EXACT_AGE = 89
 def _check_key(key: object, where: str) -> str:
     if not isinstance(key, str) or not _KEY.match(key):
         raise InvalidInput(f"audit details: key {where}{key!r} must be snake_case ASCII")
+    if key in RESERVED_KEYS:
+        raise InvalidInput(f"audit details: key '{where}{key}' is a record field; use the field itself")
     if key in IDENTIFIER_KEYS or any(word in IDENTIFIER_WORDS for word in key.split("_")):
         raise InvalidInput(f"audit details: key '{where}{key}' would hold an identifier or free text")
     return key

@@ -34,16 +34,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
-from nudge_engine.audit.canonical import GENESIS_HASH, canonical, record_payload, timestamp
+from nudge_engine.audit.canonical import GENESIS_HASH, json_text, record_bytes, timestamp
+from nudge_engine.audit.checkpoints import Checkpoint, create_checkpoint
 from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
+from nudge_engine.audit.verify import VerifyResult, verify_trail
 from nudge_engine.config import Settings
+from nudge_engine.domain.errors import ConfigurationError
 
-__all__ = ["ActorRole", "AuditEvent", "AuditTrail", "EventType"]
+__all__ = ["ActorRole", "AuditEvent", "AuditTrail", "EventType", "VerifyResult"]
 
 HEAD_ID = 1
 _records = cast(Table, AuditRecordRow.__table__)
@@ -71,11 +75,35 @@ def _reserve(session: Session, count: int, now: datetime) -> tuple[int, str]:
 
 
 class AuditTrail:
-    """Writes audit records into the chain; checkpoints and verification live beside it."""
+    """Appends records to the chain, signs checkpoints of its head, and verifies it.
+
+    ``AuditTrail()`` can append; checkpoints and verification need the Ed25519 signing key and the
+    checkpoint directory (``AuditTrail.from_settings``).
+    """
 
     def __init__(self, *, signing_key: bytes | None = None, checkpoint_dir: Path | None = None) -> None:
-        self.signing_key = signing_key
+        self._key = Ed25519PrivateKey.from_private_bytes(signing_key) if signing_key is not None else None
         self.checkpoint_dir = checkpoint_dir
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        if self._key is None:
+            raise ConfigurationError("NUDGE_AUDIT_SIGNING_KEY is not set")
+        return self._key
+
+    def checkpoint(self, session: Session, *, now: datetime) -> Checkpoint | None:
+        """Sign the committed chain head into a new file and a row (None while the trail is empty).
+
+        Run it in its own unit of work and commit; the scheduler does so periodically and the
+        build does so at the end of each cycle.
+        """
+        if self.checkpoint_dir is None:
+            raise ConfigurationError("no audit checkpoint directory configured")
+        return create_checkpoint(session, key=self._signing_key(), directory=self.checkpoint_dir, now=now)
+
+    def verify(self, session: Session) -> VerifyResult:
+        """Check chain, head and checkpoints; the result names the first bad record."""
+        public = self._key.public_key() if self._key is not None else None
+        return verify_trail(session, public_key=public, checkpoint_dir=self.checkpoint_dir)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditTrail:
@@ -90,25 +118,27 @@ class AuditTrail:
         recorded_at = timestamp(now)
         seq, prev = _reserve(session, len(events), now)
         rows: list[dict[str, Any]] = []
+        sha256 = hashlib.sha256
         for event in events:
             seq += 1
-            details = dict(event.details)
-            rule_ids = list(event.rule_ids)
-            payload = record_payload(
-                seq=seq,
-                recorded_at=recorded_at,
-                event_type=event.event_type,
-                actor_role=event.actor_role,
-                actor_id=event.actor_id,
-                patient_ref=event.patient_ref,
-                nudge_id=event.nudge_id,
-                decision=event.decision,
-                rule_ids=rule_ids,
-                ruleset_digest=event.ruleset_digest,
-                details=details,
-                prev_hash=prev,
-            )
-            digest = hashlib.sha256(canonical(payload)).hexdigest()
+            rule_ids = json_text(list(event.rule_ids))
+            details = json_text(dict(event.details))
+            digest = sha256(
+                record_bytes(
+                    seq=seq,
+                    recorded_at=recorded_at,
+                    event_type=event.event_type,
+                    actor_role=event.actor_role,
+                    actor_id=event.actor_id,
+                    patient_ref=event.patient_ref,
+                    nudge_id=event.nudge_id,
+                    decision=event.decision,
+                    rule_ids_json=rule_ids,
+                    ruleset_digest=event.ruleset_digest,
+                    details_json=details,
+                    prev_hash=prev,
+                )
+            ).hexdigest()
             rows.append(
                 {
                     "seq": seq,
@@ -119,7 +149,7 @@ class AuditTrail:
                     "patient_ref": event.patient_ref,
                     "nudge_id": event.nudge_id,
                     "decision": event.decision,
-                    "rule_ids": rule_ids,
+                    "rule_ids": rule_ids,  # canonical text, stored as is
                     "ruleset_digest": event.ruleset_digest,
                     "details": details,
                     "prev_hash": prev,

@@ -5,15 +5,40 @@ See :mod:`nudge_engine.audit.trail` for how the chain is sealed under concurrent
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from nudge_engine.adapters.orm.base import Base
 
 SEQ = BigInteger().with_variant(Integer, "sqlite")
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """A JSON column whose stored text is canonical (sorted keys, no spaces): exactly what is hashed.
+
+    Binding writes that text itself (a ``str`` is taken as already canonical), so SQLite's TEXT and
+    PostgreSQL's ``json`` (not ``jsonb``: ``json`` keeps the input text verbatim) hand the same bytes
+    back to ``CAST(... AS TEXT)``, and verification hashes them without parsing (see
+    ``nudge_engine.audit.canonical.record_bytes``). Reading through the ORM still yields objects.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            if value is None or isinstance(value, str):
+                return value
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+        return process
 
 
 class AuditRecordRow(Base):
@@ -34,9 +59,9 @@ class AuditRecordRow(Base):
     patient_ref: Mapped[str | None] = mapped_column(String(32))
     nudge_id: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[str | None] = mapped_column(String(16))
-    rule_ids: Mapped[list[str]] = mapped_column(default=list)
+    rule_ids: Mapped[list[str]] = mapped_column(CanonicalJSON, default=list)
     ruleset_digest: Mapped[str | None] = mapped_column(String(80))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -78,3 +78,11 @@ def test_details_are_read_only_after_validation() -> None:
     event = _event(details={"count": 1})
     with pytest.raises(TypeError):
         event.details["count"] = 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize("key", ["event_type", "seq", "prev_hash", "decision", "nudge_id"])
+def test_details_may_not_reuse_a_record_field_name_at_any_depth(key: str) -> None:
+    with pytest.raises(InvalidInput, match="record field"):
+        _event(details={key: "x"})
+    with pytest.raises(InvalidInput, match="record field"):
+        _event(details={"counts": {key: 1}})

@@ -6,7 +6,7 @@ import rfc8785
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from nudge_engine.audit.canonical import GENESIS_HASH, canonical, record_payload, timestamp
+from nudge_engine.audit.canonical import GENESIS_HASH, canonical, json_text, record_bytes, record_payload, timestamp
 from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
 from nudge_engine.domain.errors import InvalidInput
 
@@ -37,7 +37,7 @@ def events(draw: st.DrawFn) -> AuditEvent:
 
 @settings(max_examples=400, deadline=None)
 @given(event=events(), seq=st.integers(1, 2**53 - 1))
-def test_the_fast_canonical_form_is_byte_identical_to_rfc8785(event: AuditEvent, seq: int) -> None:
+def test_the_fast_canonical_forms_are_byte_identical_to_rfc8785(event: AuditEvent, seq: int) -> None:
     payload = record_payload(
         seq=seq,
         recorded_at=timestamp(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
@@ -53,6 +53,21 @@ def test_the_fast_canonical_form_is_byte_identical_to_rfc8785(event: AuditEvent,
         prev_hash=GENESIS_HASH,
     )
     assert canonical(payload) == rfc8785.dumps(payload)
+    spliced = record_bytes(
+        seq=seq,
+        recorded_at=payload["recorded_at"],
+        event_type=event.event_type,
+        actor_role=event.actor_role,
+        actor_id=event.actor_id,
+        patient_ref=event.patient_ref,
+        nudge_id=event.nudge_id,
+        decision=event.decision,
+        rule_ids_json=json_text(list(event.rule_ids)),
+        ruleset_digest=event.ruleset_digest,
+        details_json=json_text(dict(event.details)),
+        prev_hash=GENESIS_HASH,
+    )
+    assert spliced == rfc8785.dumps(payload)
 
 
 def test_record_times_are_written_in_one_utc_form_whatever_the_input_zone() -> None:
