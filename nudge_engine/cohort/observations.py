@@ -124,7 +124,7 @@ def _labs(rng: np.random.Generator, pop: Population, chart: Chart) -> None:
     potassium_shift = np.select([pop.dialysis, stage == 5, stage == 4, stage == 3], [0.8, 0.7, 0.45, 0.15], 0.0)
     potassium = np.round(rng.normal(4.2 + potassium_shift, np.where(stage >= 4, 0.5, 0.33), size=size), 1)
     sodium = np.round(np.where(pop.hf, rng.normal(137, 3.5, size=size), rng.normal(139.5, 2.3, size=size)))
-    _observe(chart, panel, v.EGFR, epoch, np.round(egfr))
+    _observe(chart, panel, v.EGFR, epoch, np.floor(egfr))
     _observe(chart, panel, v.POTASSIUM, epoch, np.clip(potassium, 2.8, 7.2))
     _observe(chart, panel, v.SODIUM, epoch, np.clip(sodium, 120, 150))
 
