@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
+from nudge_engine.adapters.context_store import context_digest
 from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext, PatientRecord
@@ -75,6 +76,15 @@ def read_bundle_for(source_id: str, document: Any) -> PatientRecord:
     return replace(record, identifiers=replace(ids, source_id=source_id))
 
 
+def _digest(record: PatientRecord) -> str:
+    return context_digest(record.context, timezone=record.timezone, deceased=record.deceased)
+
+
+def _stored_digests(session: Session, patient_id: str) -> dict[str, str]:
+    stored = session.execute(select(PatientRow.context_digests).where(PatientRow.id == patient_id)).scalar_one()
+    return dict(stored or {})
+
+
 class ContextUpdater:
     """``PUT context``: parse, replace, re-check, audit; one transaction."""
 
@@ -107,12 +117,15 @@ class ContextUpdater:
             known = self._vault.find_patient(session, source_id)
             if known is not None:
                 lock_patient(session, known)
-            summary = ImportSummary()
-            (patient_id,) = self._importer.store_in(
-                session, [record], summary=summary, source=ORIGIN, now=now, replace_all_origins=True
-            )
-            enrolled = summary.patients_created == 1
-            changed = enrolled or summary.patients_updated == 1
+            if known is not None and _stored_digests(session, known) == {ORIGIN: _digest(record)}:
+                patient_id, enrolled, changed = known, False, False  # the same context again: a no-op
+            else:
+                summary = ImportSummary()
+                (patient_id,) = self._importer.store_in(
+                    session, [record], summary=summary, source=ORIGIN, now=now, replace_all_origins=True
+                )
+                enrolled = summary.patients_created == 1
+                changed = enrolled or summary.patients_updated == 1
             version = session.execute(
                 select(PatientRow.context_version).where(PatientRow.id == patient_id)
             ).scalar_one()

@@ -8,19 +8,21 @@ the principal on ``request.state`` so that a denied request is audited with its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from nudge_engine.entrypoints.api.errors import Forbidden, Unauthenticated
 from nudge_engine.services.tokens import AuthFailure, Principal, Role, TokenService
 
-__all__ = ["Principal", "Role", "RoleRequirement", "declared_roles", "require_role", "undeclared_routes"]
+__all__ = [
+    "Principal", "Role", "RoleRequirement", "declared_roles", "require_role", "route_table", "undeclared_routes",
+]
 
 bearer = HTTPBearer(auto_error=False, description="API token from `nudge-engine tokens create`")
 PROTECTED_PREFIX = "/v1/"
@@ -68,25 +70,34 @@ def _walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from _walk(sub)
 
 
-def declared_roles(route: BaseRoute) -> frozenset[Role] | None:
-    """The roles a route admits (every requirement must pass), or None when it declares none."""
-    if not isinstance(route, APIRoute):
+def _roles_of(dependant: object) -> frozenset[Role] | None:
+    if not isinstance(dependant, Dependant):
         return None
     found: frozenset[Role] | None = None
-    for dep in _walk(route.dependant):
+    for dep in _walk(dependant):
         if isinstance(dep.call, RoleRequirement):  # several requirements all apply: intersect
             found = dep.call.roles if found is None else found & dep.call.roles
     return found
 
 
-def undeclared_routes(routes: Iterable[BaseRoute]) -> list[str]:
-    """``METHOD path`` of every route under ``/v1/`` without a role declaration."""
-    missing: list[str] = []
-    for route in routes:
-        path = getattr(route, "path", "")
-        if not path.startswith(PROTECTED_PREFIX):
-            continue
-        if declared_roles(route) is None:
-            methods = sorted(getattr(route, "methods", None) or {"*"})
-            missing.extend(f"{m} {path}" for m in methods)
-    return missing
+def declared_roles(route: BaseRoute) -> frozenset[Role] | None:
+    """The roles a route admits (every requirement must pass), or None when it declares none."""
+    return _roles_of(getattr(route, "dependant", None))
+
+
+def route_table(routes: Sequence[BaseRoute]) -> list[tuple[str, str, frozenset[Role] | None]]:
+    """``(method, path, roles)`` of every route, included routers flattened, include-time dependencies counted."""
+    table: list[tuple[str, str, frozenset[Role] | None]] = []
+    for ctx in iter_route_contexts(routes):
+        path = ctx.path or ""
+        roles = _roles_of(getattr(ctx, "dependant", None))
+        table.extend((method, path, roles) for method in sorted(ctx.methods or {"*"}))
+    return sorted(table, key=lambda row: (row[1], row[0]))
+
+
+def undeclared_routes(routes: Sequence[BaseRoute]) -> list[str]:
+    """``METHOD path`` of every route under ``/v1/`` without a role declaration (mounted apps included)."""
+    return [
+        f"{method} {path}" for method, path, roles in route_table(routes)
+        if path.startswith(PROTECTED_PREFIX) and roles is None
+    ]

@@ -139,6 +139,12 @@ def map_engine_error(exc: NudgeEngineError) -> tuple[int, str]:
     return 500, "internal_error"
 
 
+def _note_reason(request: Request, code: str) -> None:
+    """Keep the most specific reason for the denial audit (auth sets its own before raising)."""
+    if getattr(request.state, "denial_reason", None) is None:
+        request.state.denial_reason = code
+
+
 def _location(loc: Iterable[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -149,7 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_engine_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NudgeEngineError)
         status, code = map_engine_error(exc)
-        request.state.denial_reason = code
+        _note_reason(request, code)
         if status >= 500:
             _log.error("engine_error", code=code, error_type=type(exc).__name__)
             return error_response(status, (code, "internal error"))
@@ -157,7 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        request.state.denial_reason = "invalid_input"
+        _note_reason(request, "invalid_input")
         items = [("invalid_input", f"{_location(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
                  for err in exc.errors()]
         return error_response(422, *(items or [("invalid_input", "invalid request")]))
@@ -165,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = exc.code if isinstance(exc, ApiError) else HTTP_CODES.get(exc.status_code, "error")
-        request.state.denial_reason = code
+        _note_reason(request, code)
         msg = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, (code, msg), headers=exc.headers)
 

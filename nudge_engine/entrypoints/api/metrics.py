@@ -74,7 +74,7 @@ class ApiMetrics:
     def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
         self.multiprocess = multiprocess_dir() is not None
         # In multiprocess mode values live in files; metrics are not registered on a live registry.
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()  # no auto-describe: never query the database at start-up
         own = None if self.multiprocess else self.registry
         self.latency = Histogram(
             "nudge_http_request_duration_seconds", "HTTP request latency by route template",
