@@ -66,6 +66,7 @@ class CompiledRule:
     id: str
     version: str
     branches: tuple[CompiledBranch, ...]
+    features: tuple[Feature, ...] = ()  # every feature any branch reads (an error in one fails the rule closed)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,12 @@ class _Compiler:
             )
             for b in rule.branches
         )
-        return CompiledRule(rule.id, rule.version, branches)
+        used: dict[str, Feature] = {}
+        for b in branches:
+            for node in (b.when, b.escalate_when):
+                if node is not None:
+                    used.update((f.key, f) for f in node.features())
+        return CompiledRule(rule.id, rule.version, branches, tuple(used.values()))
 
     def node(self, crit: Criterion, missing: Tri) -> Node:
         if crit.all is not None:

@@ -2,12 +2,15 @@
 
 For each rule whose target matches the nudge, its branches are evaluated; the rule's action is the most
 severe branch that holds, and the decision is the most severe action over rules (block > review >
-caution > deliver). Fail closed: an exception, or an undefined value, in a rule makes that rule answer
-review (it is reported, logged without patient data and counted), never deliver.
+caution > deliver). Fail closed: an undefined value makes a branch undefined (three-valued logic) and an
+undefined branch answers review; an exception while reading any feature of a targeted rule, or while
+evaluating it, makes the rule answer at least review. Failures are logged without patient data and
+counted in :data:`FAILURES`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import datetime
 
@@ -22,7 +25,7 @@ from nudge_engine.logs import get_logger
 
 log = get_logger(__name__)
 
-#: Rules that failed closed in this process, by rule id and reason ("error" or "undefined").
+#: Rules that failed closed in this process, by (rule id, "error" | "undefined").
 FAILURES: Counter[tuple[str, str]] = Counter()
 
 
@@ -31,26 +34,32 @@ def record_failure(rule_id: str, reason: str, detail: str) -> None:
     log.warning("guardrail rule failed closed", rule=rule_id, reason=reason, detail=detail)
 
 
+def read_safely(feature: Feature, ctx: PatientContext, at: datetime) -> tuple[Reading, bool]:
+    """A feature's reading; an exception becomes an undefined reading (and True as the second value)."""
+    try:
+        return feature.read(ctx, at), False
+    except Exception as exc:
+        return Reading(math.nan, undefined=True, evidence=(f"evaluation error: {exc.__class__.__name__}",)), True
+
+
 class _Reads:
     """Each feature read at most once per decision."""
 
-    __slots__ = ("at", "cache", "ctx")
+    __slots__ = ("at", "cache", "ctx", "errors")
 
     def __init__(self, ctx: PatientContext, at: datetime) -> None:
         self.ctx = ctx
         self.at = at
-        self.cache: dict[str, Reading | Exception] = {}
+        self.cache: dict[str, Reading] = {}
+        self.errors: set[str] = set()
 
     def __call__(self, feature: Feature) -> Reading:
         found = self.cache.get(feature.key)
         if found is None:
-            try:
-                found = feature.read(self.ctx, self.at)
-            except Exception as exc:  # kept, so every rule using the feature fails closed
-                found = exc
+            found, failed = read_safely(feature, self.ctx, self.at)
+            if failed:
+                self.errors.add(feature.key)
             self.cache[feature.key] = found
-        if isinstance(found, Exception):
-            raise found
         return found
 
 
@@ -82,14 +91,18 @@ def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: date
 
 
 def _rule(rule: CompiledRule, nudge: Nudge, reads: _Reads) -> tuple[FiredRule | None, int]:
-    level = Level.NONE
+    targeted = [b for b in rule.branches if b.target.matches(nudge)]
+    if not targeted:
+        return None, Escalation.NONE
+    for feature in rule.features:  # read them all, so a failing read fails the rule as in the batch
+        reads(feature)
+    errors = [reads.cache[f.key].evidence for f in rule.features if f.key in reads.errors]
+    level = Level.REVIEW if errors else Level.NONE
     escalation = Escalation.NONE
-    evidence: list[str] = []
+    evidence: list[str] = [e for ev in errors for e in ev]
     reasons: list[str] = []
     cautions: list[str] = []
-    for branch in rule.branches:
-        if not branch.target.matches(nudge):
-            continue
+    for branch in targeted:
         tri, ev = branch.when.scalar(reads) if branch.when is not None else (Tri.TRUE, ())
         if tri is Tri.UNDEFINED:
             level = max(level, Level.REVIEW)
@@ -107,10 +120,12 @@ def _rule(rule: CompiledRule, nudge: Nudge, reads: _Reads) -> tuple[FiredRule | 
                 escalation = max(escalation, branch.escalation)
     if level == Level.NONE:
         return None, Escalation.NONE
-    failed = bool(reasons) and level == Level.REVIEW and not evidence
-    if reasons:
-        record_failure(rule.id, "undefined", "; ".join(sorted(set(r.split(":")[0] for r in reasons))))
+    if errors:
+        record_failure(rule.id, "error", "feature read failed")
+    elif reasons:
+        record_failure(rule.id, "undefined", "undefined value")
     action = Level.NAMES[level]
+    failed = level == Level.REVIEW and (bool(errors) or (bool(reasons) and not evidence))
     return (
         FiredRule(
             rule.id, action, tuple(dict.fromkeys(evidence + reasons)),
