@@ -1,1 +1,0 @@
-"""End-to-end tests of the HTTP API (through FastAPI, on SQLite and PostgreSQL)."""
