@@ -6,17 +6,20 @@ error (bad bundle or nudge: one stderr line naming the file, resource and field)
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import typer
 
-from nudge_engine.domain.errors import InvalidInput, InvalidRuleSet
+from nudge_engine.domain.errors import InvalidInput, InvalidRuleSet, NudgeEngineError
 from nudge_engine.domain.nudge import TAGS, Category, Intensity, Nudge
-from nudge_engine.entrypoints.cli.output import console, err_console, fail_on_error, print_json
+from nudge_engine.entrypoints.cli.output import console, err_console, print_json
 from nudge_engine.guardrails.cases import DEFAULT_AS_OF, RuleCases, case_context, case_nudge, load_cases, run_cases
 from nudge_engine.guardrails.compiler import compile_ruleset
 from nudge_engine.guardrails.evaluate import decide
@@ -29,8 +32,41 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 DirArg = typer.Argument(None, help="Rule-set directory (default: NUDGE_RULES_DIR / the packaged rules/).")
 
 
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextmanager
+def fail_on_error() -> Iterator[None]:
+    """Typed errors -> one unwrapped stderr line each and the contract's exit code (1 rules, 2 input)."""
+    try:
+        yield
+    except InvalidRuleSet as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"error: {problem}\n")
+        raise typer.Exit(1) from None
+    except InvalidInput as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(2) from None
+    except NudgeEngineError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+
+
 def _load(directory: Path | None) -> RuleSet:
+    import structlog
+
     from nudge_engine.config import Settings
+    from nudge_engine.logs import configure_logging
+
+    if not structlog.is_configured():  # log lines go to stderr, never into the JSON on stdout
+        configure_logging(level="WARNING", stream=cast(TextIO, _CurrentStderr()))
 
     settings = Settings()
     return load_ruleset(directory or settings.rules_dir,
