@@ -1,0 +1,116 @@
+"""Concurrency through a real uvicorn server on 127.0.0.1, on SQLite and PostgreSQL.
+
+Concurrent serves never hand out the same ready row twice; 50 concurrent duplicates of an event
+with one Idempotency-Key store exactly one event and all get the same answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from nudge_engine.adapters.orm import PatientEventRow, ReadyNudgeRow
+from nudge_engine.bootstrap import Container
+from nudge_engine.entrypoints.api import create_app
+from nudge_engine.services.tokens import TokenService
+from tests.e2e.api.kit import (
+    SLEEP,
+    WATER,
+    CatalogNudge,
+    Clock,
+    FakeGuardrails,
+    audit_records,
+    bundle,
+    live_server,
+    make_container,
+    seed_ready,
+    surrogate_of,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    c = make_container(database_url, tmp_path, Clock())
+    yield c
+    c.dispose()
+
+
+@pytest.fixture
+def server(container: Container) -> Iterator[tuple[str, dict[str, str]]]:
+    token = TokenService(uow_factory=container.uow, audit=container.audit, clock=container.clock).create(
+        role="service", name="load"
+    )
+    with live_server(create_app(container, guardrails=FakeGuardrails())) as base:
+        yield base, {"Authorization": f"Bearer {token.secret}"}
+
+
+def _all_at_once(n: int, call: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    gate = threading.Barrier(n)
+
+    def one() -> httpx.Response:
+        gate.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(lambda _: one(), range(n)))
+
+
+def _enrol(base: str, headers: dict[str, str], app_id: str) -> None:
+    res = httpx.put(f"{base}/v1/patients/{app_id}/context", json=bundle(app_id), headers=headers, timeout=30)
+    assert res.status_code == 201, res.text
+
+
+def test_concurrent_serves_never_hand_out_the_same_ready_nudge_twice(
+    container: Container, server: tuple[str, dict[str, str]]
+) -> None:
+    base, headers = server
+    _enrol(base, headers, "app-ada")
+    pid = surrogate_of(container, "app-ada")
+    nudges = [WATER, SLEEP, *[CatalogNudge(f"stretch-{i}", "exercise", "light") for i in range(3)]]
+    ready = {seed_ready(container, pid, n, score=1.0 - i / 10) for i, n in enumerate(nudges)}
+
+    answers = _all_at_once(20, lambda: httpx.get(f"{base}/v1/patients/app-ada/next-nudge", headers=headers,
+                                                 timeout=60))
+
+    statuses = Counter(r.status_code for r in answers)
+    served_ids = [r.json()["delivery_id"] for r in answers if r.status_code == 200]
+    assert statuses == {200: len(ready), 204: 20 - len(ready)}
+    assert sorted(served_ids) == sorted(ready)
+    with container.uow() as uow:
+        served_rows = uow.session.execute(
+            select(func.count()).select_from(ReadyNudgeRow).where(ReadyNudgeRow.status == "served")
+        ).scalar_one()
+    assert served_rows == len(ready)
+    delivered = [r for r in audit_records(container) if r.event_type == "served" and r.nudge_id is not None]
+    assert len(delivered) == len(ready)
+
+
+def test_fifty_concurrent_duplicates_store_exactly_one_event(
+    container: Container, server: tuple[str, dict[str, str]]
+) -> None:
+    base, headers = server
+    _enrol(base, headers, "app-ada")
+    event: dict[str, Any] = {"type": "activity", "occurred_at": "2026-03-10T11:00:00Z",
+                             "properties": {"minutes": 20, "kind": "walk"}}
+    dup = {**headers, "Idempotency-Key": "walk-2026-03-10"}
+
+    answers = _all_at_once(50, lambda: httpx.post(f"{base}/v1/patients/app-ada/events", json=event, headers=dup,
+                                                  timeout=60))
+
+    assert {r.status_code for r in answers} == {201}
+    assert len({r.json()["event_id"] for r in answers}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in answers) == 49
+    with container.uow() as uow:
+        stored = uow.session.execute(select(func.count()).select_from(PatientEventRow)).scalar_one()
+    assert stored == 1
+    assert len([r for r in audit_records(container) if r.event_type == "activity"]) == 1
