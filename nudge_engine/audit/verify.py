@@ -16,7 +16,7 @@ The result names the first bad record; a clean trail never fails.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,7 +90,18 @@ def _walk(
     ).where(c.seq > after_seq)  # fmt: skip
     if end_seq is not None:
         query = query.where(c.seq <= end_seq)
-    rows = session.connection().execution_options(yield_per=BATCH).execute(query.order_by(c.seq))
+    with session.connection().execute(query.order_by(c.seq).execution_options(yield_per=BATCH)) as rows:
+        return _check_rows(rows, after_seq=after_seq, after_hash=after_hash, pins=pins, time_text=time_text)
+
+
+def _check_rows(
+    rows: Iterable[Any],
+    *,
+    after_seq: int,
+    after_hash: str,
+    pins: dict[int, Checkpoint],
+    time_text: Callable[[Any], str],
+) -> tuple[int, str, int, tuple[int, str] | None]:
     sha256 = hashlib.sha256
     expected, prev, count, last_pin = after_seq + 1, after_hash, 0, after_seq
     for seq, at, etype, role, actor, patient, nudge, decision, rules, digest, details, prev_hash, stored in rows:
