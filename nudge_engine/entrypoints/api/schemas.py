@@ -44,16 +44,32 @@ class NextNudgeRead(BaseModel):
     expires_at: datetime
 
 
-class EventCreate(BaseModel):
-    """A patient event. Nudge events (delivered, opened, dismissed, completed) need ``nudge_id``."""
-
+class _EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: EventKind
-    occurred_at: AwareDatetime
-    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
+    occurred_at: AwareDatetime = Field(description="When it happened; at most 5 minutes in the future")
     session_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
-    properties: Annotated[dict[PropertyKey, PropertyValue], Field(max_length=32)] = Field(default_factory=dict)
+    properties: Annotated[dict[PropertyKey, PropertyValue], Field(max_length=32)] = Field(
+        default_factory=dict, description="Codes, counts and measures only (e.g. minutes); no free text",
+        json_schema_extra={"additionalProperties": False},
+    )
+
+
+class NudgeEventCreate(_EventBase):
+    """Something the patient did with a nudge that was served to them."""
+
+    type: Literal["delivered", "opened", "dismissed", "completed"]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+
+
+class ActivityEventCreate(_EventBase):
+    """Activity the patient reported (``properties.minutes`` ...), optionally prompted by a nudge."""
+
+    type: Literal["activity"]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
+
+
+EventCreate = Annotated[NudgeEventCreate | ActivityEventCreate, Field(discriminator="type")]
 
 
 class EventRead(BaseModel):

@@ -24,7 +24,7 @@ from nudge_engine.entrypoints.api.schemas import (
     NudgeContentRead,
     ReadyNudgesRead,
 )
-from nudge_engine.services.events import EventInput
+from nudge_engine.services.events import EventInput, EventKind
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -92,7 +92,7 @@ def record_event(
     recorded = services.events.record(
         source_id=patient_id,
         event=EventInput(
-            kind=event.type, occurred_at=event.occurred_at, nudge_id=event.nudge_id,
+            kind=EventKind(event.type), occurred_at=event.occurred_at, nudge_id=event.nudge_id,
             session_id=event.session_id, properties=event.properties,
         ),
         idempotency_key=idempotency_key,
