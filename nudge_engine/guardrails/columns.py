@@ -35,6 +35,7 @@ from nudge_engine.domain.errors import InvalidInput
 from nudge_engine.domain.nudge import Nudge
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.evaluate import read_safely, record_failure
+from nudge_engine.guardrails.features import PatientView
 from nudge_engine.guardrails.logic import BoolArray, Columns, FloatArray
 from nudge_engine.guardrails.timewindows import utc
 
@@ -88,8 +89,9 @@ class PatientColumns:
         undefined = {k: np.zeros(n, dtype=np.bool_) for k in keys}
         errors = {k: np.zeros(n, dtype=np.bool_) for k in keys}
         for i, ctx in enumerate(contexts):
+            view = PatientView(ctx)
             for key in keys:
-                reading, failed = read_safely(ruleset.features[key], ctx, at)
+                reading, failed = read_safely(ruleset.features[key], view, at)
                 values[key][i] = reading.value
                 undefined[key][i] = reading.undefined
                 if failed:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nudge_engine.domain.nudge import Nudge
 from nudge_engine.guardrails.features import (
     Age,
     AnyObservation,
@@ -75,10 +76,27 @@ class CompiledRuleSet:
     digest: str
     rules: tuple[CompiledRule, ...]
     features: Mapping[str, Feature] = field(repr=False)
+    _targets: dict[tuple[Any, ...], tuple[tuple[CompiledRule, tuple[CompiledBranch, ...]], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.rules)
+
+    def targeted(self, nudge: Nudge) -> tuple[tuple[CompiledRule, tuple[CompiledBranch, ...]], ...]:
+        """The rules with a branch targeting this nudge, and those branches (cached per nudge shape)."""
+        key = (nudge.category, nudge.intensity, nudge.duration_min, nudge.tags)
+        found = self._targets.get(key)
+        if found is None:
+            found = tuple(
+                (rule, branches) for rule in self.rules
+                if (branches := tuple(b for b in rule.branches if b.target.matches(nudge)))
+            )
+            if len(self._targets) >= 4096:
+                self._targets.clear()
+            self._targets[key] = found
+        return found
 
 
 ON_MISSING = {"not_applicable": Tri.FALSE, "review": Tri.UNDEFINED, "fire": Tri.TRUE}

@@ -16,9 +16,9 @@ from datetime import datetime
 
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.nudge import Nudge
-from nudge_engine.guardrails.compiler import CompiledRule, CompiledRuleSet, Escalation, Level
+from nudge_engine.guardrails.compiler import CompiledBranch, CompiledRule, CompiledRuleSet, Escalation, Level
 from nudge_engine.guardrails.decision import Decision, FiredRule, Outcome
-from nudge_engine.guardrails.features import Feature, Reading
+from nudge_engine.guardrails.features import Feature, PatientView, Reading
 from nudge_engine.guardrails.logic import Tri
 from nudge_engine.guardrails.timewindows import utc
 from nudge_engine.logs import get_logger
@@ -34,7 +34,7 @@ def record_failure(rule_id: str, reason: str, detail: str) -> None:
     log.warning("guardrail rule failed closed", rule=rule_id, reason=reason, detail=detail)
 
 
-def read_safely(feature: Feature, ctx: PatientContext, at: datetime) -> tuple[Reading, bool]:
+def read_safely(feature: Feature, ctx: PatientView, at: datetime) -> tuple[Reading, bool]:
     """A feature's reading; an exception becomes an undefined reading (and True as the second value)."""
     try:
         return feature.read(ctx, at), False
@@ -48,7 +48,7 @@ class _Reads:
     __slots__ = ("at", "cache", "ctx", "errors")
 
     def __init__(self, ctx: PatientContext, at: datetime) -> None:
-        self.ctx = ctx
+        self.ctx = PatientView(ctx)
         self.at = at
         self.cache: dict[str, Reading] = {}
         self.errors: set[str] = set()
@@ -56,8 +56,10 @@ class _Reads:
     def __call__(self, feature: Feature) -> Reading:
         found = self.cache.get(feature.key)
         if found is None:
-            found, failed = read_safely(feature, self.ctx, self.at)
-            if failed:
+            try:
+                found = feature.read(self.ctx, self.at)
+            except Exception:
+                found, _ = read_safely(feature, self.ctx, self.at)
                 self.errors.add(feature.key)
             self.cache[feature.key] = found
         return found
@@ -68,9 +70,9 @@ def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: date
     reads = _Reads(ctx, utc(at))
     fired: list[FiredRule] = []
     escalation = Escalation.NONE
-    for rule in ruleset.rules:
+    for rule, targeted in ruleset.targeted(nudge):
         try:
-            result, esc = _rule(rule, nudge, reads)
+            result, esc = _rule(rule, targeted, reads)
         except Exception as exc:
             record_failure(rule.id, "error", exc.__class__.__name__)
             result, esc = FiredRule(rule.id, "review", (f"evaluation error: {exc.__class__.__name__}",), failed=True), 0
@@ -90,10 +92,9 @@ def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: date
     )
 
 
-def _rule(rule: CompiledRule, nudge: Nudge, reads: _Reads) -> tuple[FiredRule | None, int]:
-    targeted = [b for b in rule.branches if b.target.matches(nudge)]
-    if not targeted:
-        return None, Escalation.NONE
+def _rule(
+    rule: CompiledRule, targeted: tuple[CompiledBranch, ...], reads: _Reads
+) -> tuple[FiredRule | None, int]:
     for feature in rule.features:  # read them all, so a failing read fails the rule as in the batch
         reads(feature)
     errors = [reads.cache[f.key].evidence for f in rule.features if f.key in reads.errors]

@@ -28,6 +28,43 @@ PROCEDURE_NEVER = frozenset({"not-done", "entered-in-error", "preparation"})
 MISSING = math.nan
 
 
+class PatientView:
+    """A patient context with look-ups built once and shared by every feature read for it."""
+
+    __slots__ = ("_by_loinc", "conditions", "ctx", "facts", "medications", "procedures")
+
+    def __init__(self, ctx: PatientContext) -> None:
+        self.ctx = ctx
+        self.conditions = ctx.conditions
+        self.procedures = ctx.procedures
+        self.medications = ctx.medications
+        self.facts = ctx.facts
+        self._by_loinc: dict[str, list[tuple[Moment, Observation, Coding]]] | None = None
+
+    def age_at(self, at: datetime) -> int | None:
+        return self.ctx.age_at(at)
+
+    @property
+    def observations(self) -> tuple[Observation, ...]:
+        return self.ctx.observations
+
+    def by_loinc(self) -> dict[str, list[tuple[Moment, Observation, Coding]]]:
+        """Final/amended observations with an effective time, by LOINC code, oldest first."""
+        if self._by_loinc is None:
+            index: dict[str, list[tuple[Moment, Observation, Coding]]] = {}
+            for obs in self.ctx.observations:
+                if obs.status not in FINAL_OBSERVATION or obs.effective is None:
+                    continue
+                for coding in obs.codings:
+                    if coding.system == CodeSystem.LOINC:
+                        index.setdefault(coding.code, []).append((obs.effective, obs, coding))
+                        break
+            for items in index.values():
+                items.sort(key=lambda item: item[0].instant)
+            self._by_loinc = index
+        return self._by_loinc
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     value: float
@@ -57,7 +94,7 @@ class Feature(ABC):
     key: str
 
     @abstractmethod
-    def read(self, ctx: PatientContext, at: datetime) -> Reading: ...
+    def read(self, ctx: PatientView, at: datetime) -> Reading: ...
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -93,7 +130,7 @@ class ConditionFeature(Feature):
     recorded: tuple[Span | None, Span | None] | None
     on_missing_date: str
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         evidence: list[str] = []
         undefined = False
         for cond in ctx.conditions:
@@ -136,7 +173,7 @@ class ProcedureFeature(Feature):
     performed: tuple[Span | None, Span | None] | None
     on_missing_date: str
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         evidence: list[str] = []
         undefined = False
         for proc in ctx.procedures:
@@ -186,7 +223,7 @@ class MedicationFeature(Feature):
     matcher: CodeMatcher
     washout: Span | None
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         evidence: list[str] = []
         for med in ctx.medications:
             coding = self.matcher.matches(med.codings)
@@ -203,19 +240,17 @@ class MedicationFeature(Feature):
 
 
 def observations_in(
-    ctx: PatientContext, loinc: frozenset[str], at: datetime, lookback: Span | None
+    ctx: PatientView, loinc: frozenset[str], at: datetime, lookback: Span | None
 ) -> list[tuple[Moment, Observation, Coding]]:
     """Final/amended observations with a code in ``loinc`` inside the look-back, oldest first."""
+    index = ctx.by_loinc()
     found: list[tuple[Moment, Observation, Coding]] = []
-    for obs in ctx.observations:
-        if obs.status not in FINAL_OBSERVATION or obs.effective is None:
-            continue
-        coding = next((c for c in obs.codings if c.system == CodeSystem.LOINC and c.code in loinc), None)
-        if coding is None:
-            continue
-        if within(obs.effective, at, None, lookback):
-            found.append((obs.effective, obs, coding))
-    found.sort(key=lambda item: item[0].instant)
+    for code in loinc:
+        items = index.get(code)
+        if items:
+            found.extend(item for item in items if within(item[0], at, None, lookback))
+    if len(loinc) > 1:
+        found.sort(key=lambda item: item[0].instant)
     return found
 
 
@@ -233,7 +268,7 @@ class BmiSource:
     weight: CodeMatcher
     height: CodeMatcher
 
-    def compute(self, ctx: PatientContext, at: datetime, lookback: Span) -> Reading:
+    def compute(self, ctx: PatientView, at: datetime, lookback: Span) -> Reading:
         weights = [w for w in observations_in(ctx, self.weight.loinc_codes(), at, lookback) if w[1].quantity]
         heights = [h for h in observations_in(ctx, self.height.loinc_codes(), at, lookback) if h[1].quantity]
         if not weights or not heights:
@@ -259,7 +294,7 @@ class LatestObservation(Feature):
     project: str | None = None
     fallback: BmiSource | None = None
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         found = [f for f in observations_in(ctx, self.matcher.loinc_codes(), at, self.lookback) if f[1].quantity]
         if not found:
             if self.fallback is not None:
@@ -290,7 +325,7 @@ class AnyObservation(Feature):
     op: str
     threshold: float
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         found = [f for f in observations_in(ctx, self.matcher.loinc_codes(), at, self.lookback) if f[1].quantity]
         if not found:
             return Reading(MISSING)
@@ -320,7 +355,7 @@ class ObservationMissing(Feature):
     lookback: Span
     fallback: BmiSource | None = None
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         found = [f for f in observations_in(ctx, self.matcher.loinc_codes(), at, self.lookback) if f[1].quantity]
         if found:
             return FALSE_READING
@@ -345,7 +380,7 @@ class WeightGain(Feature):
     latest_within: Span
     baseline: Span
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         found = [f for f in observations_in(ctx, self.matcher.loinc_codes(), at, None) if f[1].quantity]
         if not found:
             return FALSE_READING
@@ -395,7 +430,7 @@ class PersistentObservation(Feature):
     threshold: float
     min_span_days: int
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         found = [f for f in observations_in(ctx, self.matcher.loinc_codes(), at, self.lookback) if f[1].quantity]
         passing: list[tuple[Moment, str]] = []
         latest_passes = False
@@ -427,7 +462,7 @@ class PersistentObservation(Feature):
 class Age(Feature):
     key: str = "age"
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         years = ctx.age_at(at)
         if years is None:
             return Reading(MISSING, undefined=True, evidence=("age unknown (no birth date)",))
@@ -444,7 +479,7 @@ class FactFeature(Feature):
     values: frozenset[str] | None
     within: Span | None
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         evidence: list[str] = []
         for fact in ctx.facts:
             if fact.kind != self.kind:

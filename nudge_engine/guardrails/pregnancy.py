@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from nudge_engine.domain.codes import CodeSystem
-from nudge_engine.domain.context import Moment, PatientContext
+from nudge_engine.domain.context import Moment
 from nudge_engine.guardrails.features import (
     EXCLUDED_VERIFICATION,
     FALSE_READING,
     FINAL_OBSERVATION,
     PROCEDURE_NEVER,
     Feature,
+    PatientView,
     Reading,
     condition_counts,
     evidence_of,
@@ -39,7 +40,7 @@ class PregnancyFeature(Feature):
     expiry: Span
     key: str = "pregnant"
 
-    def read(self, ctx: PatientContext, at: datetime) -> Reading:
+    def read(self, ctx: PatientView, at: datetime) -> Reading:
         ends = self._end_days(ctx, at)
         last_end = max(ends) if ends else None
         evidence: list[str] = []
@@ -72,7 +73,7 @@ class PregnancyFeature(Feature):
             return
         evidence.append(shown)
 
-    def _end_days(self, ctx: PatientContext, at: datetime) -> list[date]:
+    def _end_days(self, ctx: PatientView, at: datetime) -> list[date]:
         days: list[date] = []
         for cond in ctx.conditions:
             if cond.verification_status in EXCLUDED_VERIFICATION:

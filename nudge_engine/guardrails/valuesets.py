@@ -84,6 +84,11 @@ class CodeMatcher:
     products: Mapping[str, Product]
     analyte: Analyte | None = None
     _cache: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
+    _excludes: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        e = self.exclude
+        self._excludes = bool(e.icd10cm or e.icd10pcs or e.snomed or e.rxnorm or e.atc or e.loinc or e.routes)
 
     def _coding_in(self, coding: Coding) -> bool:
         key = (coding.system, coding.code)
@@ -93,23 +98,23 @@ class CodeMatcher:
             self._cache[key] = found
         return found
 
-    def matches(self, codings: Iterable[Coding]) -> Coding | None:
+    def matches(self, codings: tuple[Coding, ...]) -> Coding | None:
         """The first coding in the set, or None; any excluded coding vetoes the resource."""
+        cache = self._cache
         hit: Coding | None = None
-        items = tuple(codings)
-        for coding in items:
-            if hit is None and self._coding_in(coding):
+        for coding in codings:
+            found = cache.get((coding.system, coding.code))
+            if found is None:
+                found = self._coding_in(coding)
+            if found:
                 hit = coding
-        if hit is None or not self._has_exclusions():
+                break
+        if hit is None or not self._excludes:
             return hit
-        for coding in items:
+        for coding in codings:
             if self.exclude.hit(coding, self.products):
                 return None
         return hit
-
-    def _has_exclusions(self) -> bool:
-        e = self.exclude
-        return bool(e.icd10cm or e.icd10pcs or e.snomed or e.rxnorm or e.atc or e.loinc or e.routes)
 
     def loinc_codes(self) -> frozenset[str]:
         return self.include.loinc
