@@ -12,9 +12,9 @@ Ports (seams) this service is given, each with a safe default:
 
 - :class:`GuardrailPort` re-checks one nudge against one context. Without it, a nudge whose context
   changed is not served (fail closed).
-- :class:`ServePolicy` holds serve-time burden limits. The default, :class:`PreferenceServePolicy`,
-  applies each patient's own preferences until the personalization package's ``serve_time_check``
-  is wired in.
+- :class:`ServePolicy` holds serve-time burden limits: :class:`BurdenServePolicy` runs the
+  personalization package's ``serve_time_check`` (catalog caps and cooldowns, the patient's caps,
+  opt-outs, snooze, quiet hours) over the patient's past serves.
 - :class:`ReviewRouting` receives nudges that now need review. The default routes nothing: the
   nudge is superseded and waits for the next build.
 """
@@ -37,6 +37,11 @@ from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.errors import NotFound
 from nudge_engine.domain.nudge import Category, Intensity, Nudge
+from nudge_engine.guardrails.compiler import CompiledRuleSet
+from nudge_engine.guardrails.evaluate import decide
+from nudge_engine.personalization.candidates import DropReason
+from nudge_engine.personalization.catalog import Catalog
+from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -88,6 +93,26 @@ class GuardrailPort(Protocol):
     def ruleset_digest(self) -> str: ...
 
     def recheck(self, context: PatientContext, nudge: Nudge, at: datetime) -> Recheck: ...
+
+
+class CompiledGuardrails:
+    """The guardrail port over a compiled rule set (``nudge_engine.guardrails``, per-request evaluator)."""
+
+    def __init__(self, ruleset: CompiledRuleSet) -> None:
+        self._ruleset = ruleset
+
+    @property
+    def ruleset_digest(self) -> str:
+        return self._ruleset.digest
+
+    def recheck(self, context: PatientContext, nudge: Nudge, at: datetime) -> Recheck:
+        decision = decide(context, nudge, self._ruleset, at)
+        return Recheck(
+            decision=Verdict(decision.decision.value),
+            ruleset_digest=decision.ruleset_digest,
+            caution=decision.caution,
+            fired=tuple(FiredRule(f.rule, f.action) for f in decision.fired),
+        )
 
 
 # --- serve-time burden port ------------------------------------------------------------------------
@@ -164,10 +189,10 @@ class _PreferenceGate:
 
 
 class PreferenceServePolicy:
-    """Interim serve-time check from the patient's own preferences (quiet hours, snooze, opt-outs, caps).
+    """Serve-time check from the patient's own preferences only (quiet hours, snooze, opt-outs, personal caps).
 
-    Seam: replace with an adapter over ``nudge_engine.personalization.burden.serve_time_check``
-    once it lands, which adds the catalog-wide caps and cooldowns.
+    For tests and catalogs kept outside the personalization package; the app's default is
+    :class:`BurdenServePolicy`, which adds the catalog's caps and cooldowns.
     """
 
     def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate:
@@ -204,6 +229,57 @@ def _served_since(session: Session, patient_id: str, day_start: datetime, week_s
         ).where(ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "served", served_at >= week_start)
     ).one()
     return int(row[0]), int(row[1])
+
+
+HOLDS_EVERYTHING = frozenset({DropReason.SNOOZED, DropReason.QUIET_HOURS})
+
+
+@dataclass
+class _BurdenGate:
+    catalog: Catalog
+    prefs: ServePrefs
+    deliveries: list[Delivery]
+    now: datetime
+
+    def hold(self, nudge: Nudge) -> Hold | None:
+        reason = serve_time_check(nudge.id, catalog=self.catalog, prefs=self.prefs, deliveries=self.deliveries,
+                                  now=self.now)
+        if reason is None:
+            return None
+        return Hold(reason.value, patient_wide=reason in HOLDS_EVERYTHING)
+
+
+class BurdenServePolicy:
+    """Serve-time burden limits of the personalization package: catalog caps and cooldowns, the patient's
+    own caps, opt-outs, snooze and quiet hours, counted over the patient's past serves."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        longest_cooldown = int(catalog.cooldown_s.max()) if len(catalog) else 0
+        self._lookback = max(timedelta(days=8), timedelta(seconds=longest_cooldown))
+
+    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate:
+        row = session.get(PatientPreferenceRow, patient_id)
+        prefs = ServePrefs(tz=timezone) if row is None else ServePrefs(
+            tz=timezone, quiet_start=row.quiet_start, quiet_end=row.quiet_end, snoozed_until=row.snoozed_until,
+            opted_out_all=row.opted_out_all,
+            opted_out_categories=frozenset(Category(c) for c in row.opted_out_categories if c in _CATEGORIES),
+            max_per_day=row.max_per_day, max_per_week=row.max_per_week,
+        )
+        deliveries: list[Delivery] = []
+        for nudge_id, served_at in session.execute(
+            select(ReadyNudgeRow.nudge_id, ReadyNudgeRow.served_at).where(
+                ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "served",
+                ReadyNudgeRow.served_at >= now - self._lookback,
+            )
+        ):
+            i = self._catalog.index.get(nudge_id)
+            if i is not None and served_at is not None:
+                deliveries.append(Delivery(served_at, nudge_id, self._catalog.entries[i].category))
+        return _BurdenGate(self._catalog, prefs, deliveries, now)
+
+
+_CATEGORIES = frozenset(c.value for c in Category)
 
 
 # --- review routing port ---------------------------------------------------------------------------

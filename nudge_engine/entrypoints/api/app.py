@@ -14,15 +14,23 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI
 
 from nudge_engine.bootstrap import Container
-from nudge_engine.domain.errors import ConfigurationError
+from nudge_engine.domain.errors import ConfigurationError, NudgeEngineError
 from nudge_engine.entrypoints.api.auth import undeclared_routes
 from nudge_engine.entrypoints.api.dependencies import ApiServices
 from nudge_engine.entrypoints.api.errors import install_error_handlers
 from nudge_engine.entrypoints.api.metrics import ApiMetrics
 from nudge_engine.entrypoints.api.middleware import RequestContextMiddleware
 from nudge_engine.entrypoints.api.routes import health, patients
+from nudge_engine.logs import get_logger
 from nudge_engine.services.context_updates import ContextUpdater
-from nudge_engine.services.delivery import DeliveryService, GuardrailPort, ReviewRouting, ServePolicy
+from nudge_engine.services.delivery import (
+    BurdenServePolicy,
+    CompiledGuardrails,
+    DeliveryService,
+    GuardrailPort,
+    ReviewRouting,
+    ServePolicy,
+)
 from nudge_engine.services.events import EventRecorder
 from nudge_engine.services.importing import Importer
 from nudge_engine.services.tokens import TokenService
@@ -33,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     patients.router,
 )
 
+_log = get_logger(__name__)
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a patient's context bundle; events are tiny
 BENCH_FLAG = "NUDGE_BENCH_BARE"
 
@@ -45,8 +54,27 @@ def _version() -> str:
 
 
 def default_guardrails(container: Container) -> GuardrailPort | None:
-    """Seam: the per-request guardrail evaluator, once ``nudge_engine.guardrails`` provides one."""
-    return None
+    """The rule set from ``NUDGE_RULES_DIR``, compiled once. Invalid: production stops; development
+    starts not ready (``/readyz`` 503) and never serves a nudge that would need a re-check."""
+    from nudge_engine.guardrails.compiler import compile_ruleset
+    from nudge_engine.guardrails.loader import load_ruleset
+
+    settings = container.settings
+    try:
+        ruleset = load_ruleset(settings.rules_dir, parameters={"legal_drinking_age": settings.legal_drinking_age})
+        return CompiledGuardrails(compile_ruleset(ruleset))
+    except NudgeEngineError as exc:
+        if settings.is_production:
+            raise
+        _log.error("ruleset_not_loaded", error_type=type(exc).__name__)
+        return None
+
+
+def default_serve_policy(container: Container) -> ServePolicy:
+    """Serve-time burden limits over the catalog at ``NUDGE_CATALOG`` (required: an invalid one stops start-up)."""
+    from nudge_engine.personalization.catalog import load_catalog
+
+    return BurdenServePolicy(load_catalog(container.settings.catalog))
 
 
 def create_app(
@@ -61,6 +89,7 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over ``container``. Ports not given fall back to the container's or to safe defaults."""
     rules = guardrails if guardrails is not None else default_guardrails(container)
+    policy = serve_policy if serve_policy is not None else default_serve_policy(container)
     metrics = ApiMetrics(container.uow)
     uow, vault, audit, clock = container.uow, container.vault, container.audit, container.clock
     importer = Importer(uow_factory=uow, vault=vault, audit=audit, clock=clock)
@@ -68,7 +97,7 @@ def create_app(
         container=container,
         tokens=TokenService(uow_factory=uow, audit=audit, clock=clock, cache_ttl=token_cache_ttl),
         delivery=DeliveryService(
-            uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, policy=serve_policy,
+            uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, policy=policy,
             review=review, observer=metrics,
         ),
         events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
@@ -180,12 +181,15 @@ def test_an_unchanged_context_is_not_rechecked(
 
 
 def test_without_a_rule_set_a_stale_nudge_is_held_back(
-    container: Container, service_headers: Headers
+    container: Container, service_headers: Headers, tmp_path: Path
 ) -> None:
     from nudge_engine.entrypoints.api import create_app
+    from nudge_engine.services.delivery import PreferenceServePolicy
     from tests.e2e.api.kit import bundle
 
-    with TestClient(create_app(container, token_cache_ttl=0)) as bare:
+    settings = container.settings.model_copy(update={"rules_dir": tmp_path / "missing"})
+    no_rules = Container(settings, clock=container.clock)
+    with TestClient(create_app(no_rules, serve_policy=PreferenceServePolicy(), token_cache_ttl=0)) as bare:
         put = bare.put("/v1/patients/app-ada/context", json=bundle("app-ada"), headers=service_headers)
         assert put.status_code == 201
         walk = seed_ready(container, surrogate_of(container, "app-ada"), WALK, context_version=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,8 +21,9 @@ def test_liveness_and_readiness_report_the_loaded_rule_set(client: TestClient) -
     assert client.get("/readyz").json() == {"status": "ready", "database": "ok", "ruleset": "sha256:fake-ruleset"}
 
 
-def test_without_a_rule_set_the_api_is_not_ready(container: Container) -> None:
-    with TestClient(create_app(container)) as bare:
+def test_without_a_valid_rule_set_the_api_is_not_ready(container: Container, tmp_path: Path) -> None:
+    no_rules = Container(container.settings.model_copy(update={"rules_dir": tmp_path / "missing"}))
+    with TestClient(create_app(no_rules)) as bare:
         res = bare.get("/readyz")
     assert res.status_code == 503
     assert res.json() == {"detail": [{"code": "ruleset_not_loaded", "msg": "no guardrail rule set is loaded"}]}

@@ -1,0 +1,79 @@
+"""With the shipped rule set and catalog: a contraindication gained between build and request is honoured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nudge_engine.bootstrap import Container
+from nudge_engine.entrypoints.api import create_app
+from nudge_engine.services.tokens import Role
+from tests.e2e.api.kit import CatalogNudge, audit_records, bundle, ready_status, seed_ready, surrogate_of
+
+BRISK_WALK = CatalogNudge("ex-brisk-walk-30min", "exercise", "moderate")
+WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
+
+
+def blood_pressure(systolic: int, diastolic: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation", "id": "bp-today", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "effectiveDateTime": "2026-03-10T09:00:00Z",
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+             "valueQuantity": {"value": systolic, "unit": "mm[Hg]"}},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+             "valueQuantity": {"value": diastolic, "unit": "mm[Hg]"}},
+        ],
+    }
+
+
+@pytest.fixture
+def real_client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container, token_cache_ttl=0)) as client:
+        yield client
+
+
+def test_the_shipped_rule_set_is_loaded_and_reported_ready(real_client: TestClient) -> None:
+    body = real_client.get("/readyz").json()
+    assert body["status"] == "ready" and body["ruleset"].startswith("sha256:")
+
+
+def test_blood_pressure_of_184_over_112_after_the_build_stops_the_brisk_walk(
+    real_client: TestClient, container: Container, tokens: dict[Role, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    assert real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers).status_code == 201
+    pid = surrogate_of(container, "app-dee")
+    walk = seed_ready(container, pid, BRISK_WALK, score=0.9)
+    water = seed_ready(container, pid, WATER_BOTTLE, score=0.2)
+
+    put = real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee", blood_pressure(184, 112)),
+                          headers=headers)
+    served = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
+
+    assert put.json()["ready_nudges"] == {"kept": 1, "superseded": 1}
+    assert ready_status(container, walk) == "superseded"
+    assert served.status_code == 200 and served.json()["delivery_id"] == water
+    superseded = [r for r in audit_records(container) if r.event_type == "superseded"]
+    assert [(r.nudge_id, r.decision, list(r.rule_ids)) for r in superseded] == [(BRISK_WALK.id, "block", ["EX-03"])]
+
+
+def test_the_catalogs_burden_limits_hold_at_serve_time(
+    real_client: TestClient, container: Container, tokens: dict[Role, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers)
+    pid = surrogate_of(container, "app-dee")
+    seed_ready(container, pid, WATER_BOTTLE, score=0.9)
+    seed_ready(container, pid, CatalogNudge("hyd-8-glasses", "hydration"), score=0.5)
+
+    first = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
+    second = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
+
+    assert first.status_code == 200
+    assert second.status_code == 204  # one hydration nudge per day (catalog category cap)
+    assert [r.details.get("outcome") for r in audit_records(container) if r.event_type == "served"][-1] == "capped"
