@@ -83,7 +83,7 @@ def check_cmd(directory: Path | None = DirArg) -> None:
         compile_ruleset(ruleset)
     total = sum(len(rc.cases) for rc in cases)
     console.print(f"ok: {len(ruleset.rules)} rules, {total} example cases, version {ruleset.version}, "
-                  f"{ruleset.digest}", markup=False)
+                  f"{ruleset.digest}", markup=False, soft_wrap=True)
 
 
 @app.command("test")
@@ -141,7 +141,7 @@ def explain_cmd(
         console.print(f"  {fired.rule} {fired.action}: {'; '.join(fired.evidence)}", markup=False)
     for text in decision.caution:
         console.print(f"  caution: {text}", markup=False)
-    console.print(f"ruleset {decision.ruleset_version} {decision.ruleset_digest}", markup=False)
+    console.print(f"ruleset {decision.ruleset_version} {decision.ruleset_digest}", markup=False, soft_wrap=True)
 
 
 @app.command("diff")
