@@ -28,10 +28,10 @@ from nudge_engine.services.delivery import (
     DeliveryObserver,
     GuardrailPort,
     NoReviewRouting,
+    NudgeSource,
     NullObserver,
     ReviewRouting,
     approved_for,
-    load_nudges,
     lock_patient,
     still_servable,
     supersede_rows,
@@ -97,6 +97,7 @@ class ContextUpdater:
         clock: Callable[[], datetime],
         importer: Importer,
         guardrails: GuardrailPort | None,
+        nudges: NudgeSource,
         review: ReviewRouting | None = None,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -106,6 +107,7 @@ class ContextUpdater:
         self._clock = clock
         self._importer = importer
         self._guardrails = guardrails
+        self._nudges = nudges
         self._review: ReviewRouting = review or NoReviewRouting()
         self._observer: DeliveryObserver = observer or NullObserver()
 
@@ -167,7 +169,7 @@ class ContextUpdater:
                 ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "ready"
             )
         ).all()
-        nudges = load_nudges(session, (r.nudge_id for r in rows))
+        nudges = self._nudges.find(session, [r.nudge_id for r in rows])
         kept = superseded = 0
         for r in rows:
             nudge = nudges.get(r.nudge_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -344,12 +344,39 @@ def nudge_from_row(row: NudgeRow) -> Nudge | None:
         return None
 
 
-def load_nudges(session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    found = {row.id: nudge_from_row(row) for row in session.scalars(select(NudgeRow).where(NudgeRow.id.in_(wanted)))}
-    return {nid: found.get(nid) for nid in wanted}
+class NudgeSource(Protocol):
+    """Where nudge content comes from; a nudge that is gone (or withdrawn) maps to None."""
+
+    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]: ...
+
+
+class CatalogNudges:
+    """Nudge content from the catalog loaded at start-up (``NUDGE_CATALOG``): no database read per serve."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._nudges = {n.id: n for n in catalog.nudges()}
+        self._catalog = catalog
+
+    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
+        now = datetime.now(UTC).timestamp()
+        found: dict[str, Nudge | None] = {}
+        for nid in ids:
+            i = self._catalog.index.get(nid)
+            valid = i is not None and self._catalog.valid_from_s[i] <= now < self._catalog.valid_until_s[i]
+            found[nid] = self._nudges[nid] if valid else None
+        return found
+
+
+class StoredNudges:
+    """Nudge content from the ``nudges`` table (inactive rows count as withdrawn)."""
+
+    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = session.scalars(select(NudgeRow).where(NudgeRow.id.in_(wanted)))
+        found = {row.id: nudge_from_row(row) for row in rows}
+        return {nid: found.get(nid) for nid in wanted}
 
 
 def lock_patient(session: Session, patient_id: str) -> Row[int, str, datetime | None] | None:
@@ -435,6 +462,7 @@ class DeliveryService:
         audit: AuditTrail,
         clock: Callable[[], datetime],
         guardrails: GuardrailPort | None,
+        nudges: NudgeSource,
         policy: ServePolicy | None = None,
         review: ReviewRouting | None = None,
         observer: DeliveryObserver | None = None,
@@ -444,6 +472,7 @@ class DeliveryService:
         self._audit = audit
         self._clock = clock
         self._guardrails = guardrails
+        self._nudges = nudges
         self._policy: ServePolicy = policy or PreferenceServePolicy()
         self._review: ReviewRouting = review or NoReviewRouting()
         self._observer: DeliveryObserver = observer or NullObserver()
@@ -502,7 +531,7 @@ class DeliveryService:
                 live.append(r)
         if not live:
             return None
-        nudges = load_nudges(session, (r.nudge_id for r in live))
+        nudges = self._nudges.find(session, [r.nudge_id for r in live])
         gate: ServeGate | None = None
         for r in live:
             nudge = nudges.get(r.nudge_id)

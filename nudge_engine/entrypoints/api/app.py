@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, cast
 
 from fastapi import APIRouter, FastAPI
 
@@ -25,9 +26,11 @@ from nudge_engine.logs import get_logger
 from nudge_engine.services.context_updates import ContextUpdater
 from nudge_engine.services.delivery import (
     BurdenServePolicy,
+    CatalogNudges,
     CompiledGuardrails,
     DeliveryService,
     GuardrailPort,
+    NudgeSource,
     ReviewRouting,
     ServePolicy,
 )
@@ -40,6 +43,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     patients.router,
 )
+
+if TYPE_CHECKING:
+    from nudge_engine.personalization.catalog import Catalog
 
 _log = get_logger(__name__)
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a patient's context bundle; events are tiny
@@ -70,11 +76,11 @@ def default_guardrails(container: Container) -> GuardrailPort | None:
         return None
 
 
-def default_serve_policy(container: Container) -> ServePolicy:
-    """Serve-time burden limits over the catalog at ``NUDGE_CATALOG`` (required: an invalid one stops start-up)."""
+def load_catalog_of(container: Container) -> Catalog:
+    """The catalog at ``NUDGE_CATALOG`` (required: an invalid one stops start-up)."""
     from nudge_engine.personalization.catalog import load_catalog
 
-    return BurdenServePolicy(load_catalog(container.settings.catalog))
+    return load_catalog(container.settings.catalog)
 
 
 def create_app(
@@ -82,6 +88,7 @@ def create_app(
     *,
     guardrails: GuardrailPort | None = None,
     serve_policy: ServePolicy | None = None,
+    nudges: NudgeSource | None = None,
     review: ReviewRouting | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     token_cache_ttl: float = 5.0,
@@ -89,7 +96,9 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over ``container``. Ports not given fall back to the container's or to safe defaults."""
     rules = guardrails if guardrails is not None else default_guardrails(container)
-    policy = serve_policy if serve_policy is not None else default_serve_policy(container)
+    catalog = load_catalog_of(container) if serve_policy is None or nudges is None else None
+    policy = serve_policy if serve_policy is not None else BurdenServePolicy(cast("Catalog", catalog))
+    content = nudges if nudges is not None else CatalogNudges(cast("Catalog", catalog))
     metrics = ApiMetrics(container.uow)
     uow, vault, audit, clock = container.uow, container.vault, container.audit, container.clock
     importer = Importer(uow_factory=uow, vault=vault, audit=audit, clock=clock)
@@ -97,13 +106,13 @@ def create_app(
         container=container,
         tokens=TokenService(uow_factory=uow, audit=audit, clock=clock, cache_ttl=token_cache_ttl),
         delivery=DeliveryService(
-            uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, policy=policy,
+            uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, nudges=content, policy=policy,
             review=review, observer=metrics,
         ),
         events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock),
         context=ContextUpdater(
             uow_factory=uow, vault=vault, audit=audit, clock=clock, importer=importer, guardrails=rules,
-            review=review, observer=metrics,
+            nudges=content, review=review, observer=metrics,
         ),
         metrics=metrics,
         guardrails=rules,

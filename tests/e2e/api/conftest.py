@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
-from nudge_engine.services.delivery import PreferenceServePolicy
+from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
 from nudge_engine.services.tokens import Role, TokenService
 from tests.e2e.api.kit import Clock, FakeGuardrails, bundle, make_container
 
@@ -35,7 +35,8 @@ def guardrails() -> FakeGuardrails:
 
 @pytest.fixture
 def app(container: Container, guardrails: FakeGuardrails) -> FastAPI:
-    return create_app(container, guardrails=guardrails, serve_policy=PreferenceServePolicy(), token_cache_ttl=0)
+    return create_app(container, guardrails=guardrails, serve_policy=PreferenceServePolicy(), nudges=StoredNudges(),
+                      token_cache_ttl=0)
 
 
 @pytest.fixture

@@ -184,12 +184,13 @@ def test_without_a_rule_set_a_stale_nudge_is_held_back(
     container: Container, service_headers: Headers, tmp_path: Path
 ) -> None:
     from nudge_engine.entrypoints.api import create_app
-    from nudge_engine.services.delivery import PreferenceServePolicy
+    from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
     from tests.e2e.api.kit import bundle
 
     settings = container.settings.model_copy(update={"rules_dir": tmp_path / "missing"})
     no_rules = Container(settings, clock=container.clock)
-    with TestClient(create_app(no_rules, serve_policy=PreferenceServePolicy(), token_cache_ttl=0)) as bare:
+    with TestClient(create_app(no_rules, serve_policy=PreferenceServePolicy(), nudges=StoredNudges(),
+                                      token_cache_ttl=0)) as bare:
         put = bare.put("/v1/patients/app-ada/context", json=bundle("app-ada"), headers=service_headers)
         assert put.status_code == 201
         walk = seed_ready(container, surrogate_of(container, "app-ada"), WALK, context_version=0)

@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from nudge_engine.entrypoints.api import create_app
+from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
 from nudge_engine.services.tokens import TokenService
 from tests.e2e.api.kit import WATER, Clock, FakeGuardrails, bundle, make_container, seed_ready, surrogate_of
 
@@ -32,7 +33,8 @@ def api_app(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         role="service", name="schemathesis"
     )
     _AUTH["Authorization"] = f"Bearer {token.secret}"
-    app = create_app(container, guardrails=FakeGuardrails(), token_cache_ttl=60)
+    app = create_app(container, guardrails=FakeGuardrails(), serve_policy=PreferenceServePolicy(),
+                     nudges=StoredNudges(), token_cache_ttl=60)
     from fastapi.testclient import TestClient
 
     with TestClient(app) as client:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from nudge_engine.adapters.orm import PatientEventRow, ReadyNudgeRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
-from nudge_engine.services.delivery import PreferenceServePolicy
+from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
 from nudge_engine.services.tokens import TokenService
 from tests.e2e.api.kit import (
     SLEEP,
@@ -51,7 +51,8 @@ def server(container: Container) -> Iterator[tuple[str, dict[str, str]]]:
     token = TokenService(uow_factory=container.uow, audit=container.audit, clock=container.clock).create(
         role="service", name="load"
     )
-    with live_server(create_app(container, guardrails=FakeGuardrails(), serve_policy=PreferenceServePolicy())) as base:
+    with live_server(create_app(container, guardrails=FakeGuardrails(), serve_policy=PreferenceServePolicy(),
+                                   nudges=StoredNudges())) as base:
         yield base, {"Authorization": f"Bearer {token.secret}"}
 
 
