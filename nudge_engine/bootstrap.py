@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from nudge_engine.adapters.unit_of_work import UnitOfWork, UnitOfWorkFactory
     from nudge_engine.audit.trail import AuditTrail
+    from nudge_engine.guardrails.compiler import CompiledRuleSet
+    from nudge_engine.personalization.catalog import Catalog
+    from nudge_engine.personalization.segments import SegmentModel
     from nudge_engine.privacy.vault import IdentifierVault
 
 Clock = Callable[[], datetime]
@@ -72,6 +75,28 @@ class Container:
         from nudge_engine.audit.trail import AuditTrail
 
         return AuditTrail.from_settings(self.settings)
+
+    @cached_property
+    def ruleset(self) -> CompiledRuleSet:
+        """The guardrail rule set, validated and compiled once (raises InvalidRuleSet)."""
+        from nudge_engine.guardrails.compiler import compile_ruleset
+        from nudge_engine.guardrails.loader import load_ruleset
+
+        parameters = {"legal_drinking_age": self.settings.legal_drinking_age}
+        return compile_ruleset(load_ruleset(self.settings.rules_dir, parameters=parameters))
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from nudge_engine.personalization.catalog import load_catalog
+
+        return load_catalog(self.settings.catalog)
+
+    @cached_property
+    def segments(self) -> SegmentModel:
+        from nudge_engine.personalization.segment_spec import load_segment_spec
+        from nudge_engine.personalization.segments import SegmentModel
+
+        return SegmentModel(load_segment_spec(self.settings.segments))
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

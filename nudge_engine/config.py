@@ -24,6 +24,10 @@ def _default_catalog() -> Path:
     return PACKAGE_ROOT / "data" / "catalog.yaml"
 
 
+def _default_segments() -> Path:
+    return PACKAGE_ROOT / "data" / "segments.yaml"
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -38,6 +42,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/nudge.db"
     rules_dir: Path = Field(default_factory=_default_rules_dir)
     catalog: Path = Field(default_factory=_default_catalog)
+    segments: Path = Field(default_factory=_default_segments)
     var_dir: Path = Path("var")
     # Secrets: base64 keys. In development missing ones are generated into var_dir (0600).
     master_keys: str | None = Field(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 16:39:10.514863
+Create Date: 2026-11-30 16:57:49.152765
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def upgrade() -> None:
     sa.Column('patient_ref', sa.String(length=32), nullable=True),
     sa.Column('nudge_id', sa.String(length=64), nullable=True),
     sa.Column('decision', sa.String(length=16), nullable=True),
-    sa.Column('rule_ids', sa.JSON(), nullable=False),
+    sa.Column('rule_ids', nudge_engine.adapters.orm.audit.CanonicalJSON(), nullable=False),
     sa.Column('ruleset_digest', sa.String(length=80), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('details', nudge_engine.adapters.orm.audit.CanonicalJSON(), nullable=False),
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_records'))
@@ -112,6 +112,7 @@ def upgrade() -> None:
     sa.Column('created_at', nudge_engine.adapters.orm.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
+    sa.Column('blob', sa.LargeBinary(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_versions'))
     )
     op.create_table('nudges',

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nudge_engine.adapters.orm.base import ID, Base, new_id
@@ -103,3 +103,4 @@ class ModelVersionRow(Base):
     created_at: Mapped[datetime]
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)  # the model's own serialisation (no pickle)

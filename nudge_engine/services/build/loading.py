@@ -1,0 +1,107 @@
+"""Load one shard of patients from the database into the columns planning needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.context_store import load_contexts
+from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
+from nudge_engine.adapters.shards import ShardClaim
+from nudge_engine.domain.context import PatientContext
+from nudge_engine.personalization.batch import PatientBatch, PatientPrefs
+from nudge_engine.personalization.catalog import CATEGORIES, Catalog
+from nudge_engine.personalization.events import EventColumns
+from nudge_engine.services.build.flags import segment_flags
+
+HISTORY = timedelta(days=35)  # longest feature window (28 d) plus the longest cooldown
+
+
+@dataclass(frozen=True)
+class LoadedShard:
+    patient_ids: list[str]
+    context_versions: list[int]
+    contexts: list[PatientContext]
+    batch: PatientBatch
+
+
+def _minutes_of(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def load_shard(session: Session, claim: ShardClaim, *, as_of: datetime, catalog: Catalog) -> LoadedShard:
+    """Living, not-erased patients of the shard, their context, preferences, recent events, open reviews."""
+    lo, hi = claim.key_range
+    in_shard = (PatientRow.shard_key >= lo) & (PatientRow.shard_key < hi)
+    patients = session.execute(
+        select(PatientRow.id, PatientRow.timezone, PatientRow.locale, PatientRow.programme,
+               PatientRow.enrolled_at, PatientRow.created_at, PatientRow.context_version)
+        .where(in_shard, PatientRow.erased_at.is_(None), PatientRow.deceased.is_(False))
+        .order_by(PatientRow.id)
+    ).all()
+    ids = [p.id for p in patients]
+    row_of = {pid: i for i, pid in enumerate(ids)}
+    n = len(ids)
+    contexts_by_id = load_contexts(session, ids)
+    contexts = [contexts_by_id.get(pid, PatientContext()) for pid in ids]
+
+    prefs = PatientPrefs.defaults(n)
+    category_col = {str(c): j for j, c in enumerate(CATEGORIES)}
+    for pref in session.execute(
+        select(PatientPreferenceRow).join(PatientRow, PatientRow.id == PatientPreferenceRow.patient_id).where(in_shard)
+    ).scalars():
+        i = row_of.get(pref.patient_id)
+        if i is None:
+            continue
+        prefs.quiet_start_min[i] = _minutes_of(pref.quiet_start)
+        prefs.quiet_end_min[i] = _minutes_of(pref.quiet_end)
+        prefs.snoozed_until_s[i] = pref.snoozed_until.timestamp() if pref.snoozed_until else -np.inf
+        prefs.opted_out_all[i] = pref.opted_out_all
+        for category in pref.opted_out_categories or ():
+            if category in category_col:
+                prefs.opted_out_categories[i, category_col[category]] = True
+        prefs.max_per_day[i] = pref.max_per_day if pref.max_per_day is not None else -1
+        prefs.max_per_week[i] = pref.max_per_week if pref.max_per_week is not None else -1
+
+    ev = session.execute(
+        select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
+               PatientEventRow.occurred_at, PatientEventRow.properties)
+        .join(PatientRow, PatientRow.id == PatientEventRow.patient_id)
+        .where(in_shard, PatientEventRow.occurred_at >= as_of - HISTORY, PatientEventRow.occurred_at <= as_of)
+    ).all()
+    ev = [e for e in ev if e.patient_id in row_of]
+    events = EventColumns.from_records(
+        patient_row=[row_of[e.patient_id] for e in ev],
+        types=[e.type for e in ev],
+        nudge_ids=[e.nudge_id for e in ev],
+        ts=[e.occurred_at.timestamp() for e in ev],
+        minutes=[(e.properties or {}).get("minutes") for e in ev],
+        catalog=catalog,
+    ) if ev else EventColumns.empty()
+
+    pending = session.execute(
+        select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id)
+        .join(PatientRow, PatientRow.id == ReviewItemRow.patient_id)
+        .where(in_shard, ReviewItemRow.status == "pending")
+    ).all()
+    pending_idx = catalog.indices([p.nudge_id for p in pending])
+    keep = [k for k, p in enumerate(pending) if p.patient_id in row_of and pending_idx[k] >= 0]
+
+    batch = PatientBatch(
+        patient_idx=np.arange(n, dtype=np.int64),
+        tz=np.array([p.timezone or "UTC" for p in patients], dtype=np.str_),
+        locale=np.array([p.locale or "en-US" for p in patients], dtype=np.str_),
+        programme=np.array([p.programme or "" for p in patients], dtype=np.str_),
+        enrolled_at_s=np.array([(p.enrolled_at or p.created_at).timestamp() for p in patients], dtype=np.float64),
+        flags=segment_flags(contexts, as_of),
+        prefs=prefs,
+        events=events,
+        pending_review_rows=np.array([row_of[pending[k].patient_id] for k in keep], dtype=np.int32),
+        pending_review_nudges=pending_idx[keep].astype(np.int32),
+    )
+    return LoadedShard(ids, [p.context_version for p in patients], contexts, batch)
