@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nudge_engine.entrypoints.cli.output import EXIT_FAILED, console, err_console, fail_on_error, print_json
 
+if TYPE_CHECKING:
+    from nudge_engine.bootstrap import Container
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    from nudge_engine.bootstrap import Container
+
+    container = Container.from_env()
+    try:
+        yield container
+    finally:
+        container.dispose()
 
 
 def _instant(value: str | None, option: str) -> datetime | None:
@@ -31,14 +48,11 @@ def _instant(value: str | None, option: str) -> datetime | None:
 def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
     """Check the whole chain, its head and every signed checkpoint; exit 1 naming the first bad record."""
     from nudge_engine.audit.trail import AuditTrail
-    from nudge_engine.bootstrap import Container
 
-    with fail_on_error():
-        container = Container.from_env()
+    with fail_on_error(), _container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             result = trail.verify(uow.session)
-        container.dispose()
     if as_json:
         print_json(result.as_dict())
     elif result.ok:
@@ -53,15 +67,12 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSO
 def checkpoint_cmd() -> None:
     """Sign the current chain head now (the scheduler also does this periodically)."""
     from nudge_engine.audit.trail import AuditTrail
-    from nudge_engine.bootstrap import Container
 
-    with fail_on_error():
-        container = Container.from_env()
+    with fail_on_error(), _container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             checkpoint = trail.checkpoint(uow.session, now=container.clock())
             uow.commit()
-        container.dispose()
     if checkpoint is None:
         console.print("audit trail is empty: nothing to sign")
     else:
@@ -79,15 +90,13 @@ def export_cmd(
     from nudge_engine.audit.export import EventFilter, ExportFormat, export
     from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
     from nudge_engine.audit.trail import AuditTrail
-    from nudge_engine.bootstrap import Container
 
     try:
         chosen = ExportFormat(fmt)
     except ValueError:
         raise typer.BadParameter("must be jsonl, csv or fhir", param_hint="--format") from None
     filters = EventFilter(since=_instant(since, "--since"), until=_instant(until, "--until"))
-    with fail_on_error():
-        container = Container.from_env()
+    with fail_on_error(), _container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             if output is None:
@@ -103,5 +112,4 @@ def export_cmd(
             )
             trail.append(uow.session, [event], now=container.clock())
             uow.commit()
-        container.dispose()
     err_console.print(f"exported {count} audit records ({chosen.value})")

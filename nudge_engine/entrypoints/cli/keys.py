@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import typer
 
 from nudge_engine.entrypoints.cli.output import console, fail_on_error, print_json
 
+if TYPE_CHECKING:
+    from nudge_engine.bootstrap import Container
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    from nudge_engine.bootstrap import Container
+
+    container = Container.from_env()
+    try:
+        yield container
+    finally:
+        container.dispose()
 
 
 @app.command("rotate")
@@ -19,12 +37,10 @@ def rotate_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSO
     """
     from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
     from nudge_engine.audit.trail import AuditTrail
-    from nudge_engine.bootstrap import Container
     from nudge_engine.privacy.keys import Keyring, rotate_dev_master_key
     from nudge_engine.privacy.vault import IdentifierVault
 
-    with fail_on_error():
-        container = Container.from_env()
+    with fail_on_error(), _container() as container:
         settings = rotate_dev_master_key(container.settings)
         keyring = Keyring.from_settings(settings)
         version = keyring.newest[0]
@@ -38,7 +54,6 @@ def rotate_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSO
             )
             trail.append(uow.session, [event], now=now)
             uow.commit()
-        container.dispose()
     if as_json:
         print_json({"kek_version": version, "keys_rewrapped": count})
     else:

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import typer
 
 from nudge_engine.entrypoints.cli.output import console, fail_on_error, print_json
 
+if TYPE_CHECKING:
+    from nudge_engine.bootstrap import Container
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    from nudge_engine.bootstrap import Container
+
+    container = Container.from_env()
+    try:
+        yield container
+    finally:
+        container.dispose()
 
 
 @app.command("erase")
@@ -16,18 +34,15 @@ def erase_cmd(
 ) -> None:
     """Right to erasure: destroy the patient's data key and clinical context; audited, trail still verifies."""
     from nudge_engine.audit.trail import AuditTrail
-    from nudge_engine.bootstrap import Container
     from nudge_engine.privacy.erasure import erase_patient
 
-    with fail_on_error():
-        container = Container.from_env()
+    with fail_on_error(), _container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             erasure = erase_patient(
                 uow.session, patient_id=patient_id, vault=container.vault, audit=trail, now=container.clock()
             )
             uow.commit()
-        container.dispose()
     if as_json:
         print_json({"patient_id": erasure.patient_id, "removed": erasure.removed})
     else:
