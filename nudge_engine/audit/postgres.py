@@ -1,7 +1,7 @@
 """PostgreSQL guard: the audit tables accept INSERT only.
 
-The statements below go into the Alembic migration (``op.execute`` each, in order; the downgrade
-runs :data:`DROP_AUDIT_APPEND_ONLY`). UPDATE, DELETE and TRUNCATE on ``audit_records`` and
+The statements below are frozen into the Alembic migration ``0002`` (``op.execute`` each, in
+order; the downgrade runs :data:`DROP_AUDIT_APPEND_ONLY`). UPDATE, DELETE and TRUNCATE on ``audit_records`` and
 ``audit_checkpoints`` raise ``insufficient_privilege``. The chain head (``audit_chain_head``) is
 updated by every append and is not guarded; it is cross-checked by verification instead.
 
@@ -48,12 +48,6 @@ DROP_AUDIT_APPEND_ONLY: tuple[str, ...] = (
 
 AUDIT_APPEND_ONLY_SQL = ";\n".join(AUDIT_APPEND_ONLY) + ";\n"
 DROP_AUDIT_APPEND_ONLY_SQL = ";\n".join(DROP_AUDIT_APPEND_ONLY) + ";\n"
-
-
-def install_append_only(connection: Connection) -> None:
-    """Install the guard on a PostgreSQL connection (what the migration does)."""
-    for statement in AUDIT_APPEND_ONLY:
-        connection.execute(text(statement))
 
 
 def disable_append_only(connection: Connection) -> None:

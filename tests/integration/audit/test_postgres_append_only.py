@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from nudge_engine.audit.postgres import DROP_AUDIT_APPEND_ONLY, disable_append_only, install_append_only
+from nudge_engine.audit.postgres import DROP_AUDIT_APPEND_ONLY, disable_append_only
 from nudge_engine.audit.trail import AuditEvent, AuditTrail
 from tests.integration.audit.conftest import NOW
 from tests.integration.audit.trail_kit import new_signing_key
@@ -20,8 +20,6 @@ EVENT = AuditEvent(event_type="built", actor_role="system", patient_ref="ab" * 1
 def guarded(engine: Engine, tmp_path: Path) -> Engine:
     if engine.dialect.name != "postgresql":
         pytest.skip("the append-only trigger is PostgreSQL's; SQLite relies on the chain and checkpoints alone")
-    with engine.begin() as conn:
-        install_append_only(conn)  # idempotent: a no-op once the migration carries the trigger
     trail = AuditTrail(signing_key=KEY, checkpoint_dir=tmp_path)
     with Session(engine) as session:
         trail.append(session, [EVENT, EVENT], now=NOW)
@@ -40,7 +38,9 @@ def guarded(engine: Engine, tmp_path: Path) -> Engine:
         "UPDATE audit_checkpoints SET head_seq = 1",
     ],
 )
-def test_postgres_rejects_changing_or_removing_audit_rows(guarded: Engine, statement: str) -> None:
+def test_the_migrated_postgres_database_rejects_changing_or_removing_audit_rows(
+    guarded: Engine, statement: str
+) -> None:
     with guarded.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
         conn.execute(text(statement))
 

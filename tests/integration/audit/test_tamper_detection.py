@@ -70,11 +70,6 @@ def trail_under_test(
         admin.dispose()
         url, drop = server.url(name), name
     engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        from nudge_engine.audit.postgres import install_append_only
-
-        with engine.begin() as conn:  # until the migration carries the trigger, install it here
-            install_append_only(conn)
     trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=base / "checkpoints")
     checkpoints = build_trail(engine, trail, records=RECORDS, seed=7)
     yield TrailUnderTest(engine, trail, checkpoints, base / "checkpoints", 24 if request.param == "sqlite" else 8)
