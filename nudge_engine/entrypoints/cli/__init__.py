@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from nudge_engine.entrypoints.cli import data, db
+from nudge_engine.entrypoints.cli import build, data, db
 
 app = typer.Typer(
     name="nudge-engine",
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 data.register(app)
+app.command("build")(build.build_cmd)
 
 # Sub-apps owned by their feature packages; mounted when present.
 _SUBAPPS = {

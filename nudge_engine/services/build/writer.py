@@ -11,6 +11,7 @@ twice therefore leaves the queue unchanged.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ class QueuePolicy:
     review_sla: timedelta = timedelta(hours=24)
     review_sla_urgent: timedelta = timedelta(hours=2)
     review_ttl: timedelta = timedelta(days=3)
+    max_pending_reviews: int = 1  # per patient, across cycles: clinicians' time is the scarce resource
 
 
 @dataclass
@@ -183,14 +185,14 @@ def _review_items(
     if not flagged:
         return []
     ids = list({o.patient_id for o, _ in flagged})
-    pending = {
-        (r.patient_id, r.nudge_id)
-        for r in session.execute(
-            select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id).where(
-                ReviewItemRow.patient_id.in_(ids), ReviewItemRow.status == "pending"
-            )
+    pending_rows = session.execute(
+        select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id, ReviewItemRow.escalation).where(
+            ReviewItemRow.patient_id.in_(ids), ReviewItemRow.status == "pending"
         )
-    }
+    ).all()
+    pending = {(r.patient_id, r.nudge_id) for r in pending_rows}
+    open_per_patient = Counter(r.patient_id for r in pending_rows)
+    urgent_open = {r.patient_id for r in pending_rows if r.escalation}
     scopes: dict[tuple[str, str], list[ApprovalScopeRow]] = {}
     for row_scope in session.scalars(
         select(ApprovalScopeRow).where(and_(ApprovalScopeRow.patient_id.in_(ids), ApprovalScopeRow.valid_until > now))
@@ -202,9 +204,17 @@ def _review_items(
         key = (o.patient_id, f.nudge_id)
         if key in pending:
             continue
-        pending.add(key)
         urgent = f.escalation is not None
         scope = next((s for s in scopes.get(key, []) if set(f.rule_ids) <= set(s.rule_ids)), None)
+        # One open item per patient; an escalation still gets through once, ahead of routine items.
+        full = open_per_patient[o.patient_id] >= policy.max_pending_reviews
+        if scope is None and full and not (urgent and o.patient_id not in urgent_open):
+            continue
+        pending.add(key)
+        if scope is None:
+            open_per_patient[o.patient_id] += 1
+            if urgent:
+                urgent_open.add(o.patient_id)
         item_id = new_id()
         row = {
             "id": item_id, "patient_id": o.patient_id, "nudge_id": f.nudge_id, "cycle_id": cycle_id,
@@ -246,7 +256,7 @@ def _built_event(o: PatientOutcome, digest: str, model_version: str | None) -> A
         details={
             "chosen": [c.nudge_id for c in o.chosen],
             "review": [f.nudge_id for f in o.review],
-            "blocked": {f.nudge_id: list(f.rule_ids) for f in o.blocked},
+            "blocked": [f.nudge_id for f in o.blocked],
             "dropped": {reason: len(ids) for reason, ids in o.dropped.items()},
             "model_version": model_version,
             "escalation": o.escalation,

@@ -1,0 +1,43 @@
+"""``nudge-engine build``: one build cycle now."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import typer
+
+from nudge_engine.entrypoints.cli.output import console, err_console, fail_on_error, print_json
+
+
+def build_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
+    shard_size: int = typer.Option(2000, "--shard-size", min=1, help="Patients per shard and transaction."),
+) -> None:
+    """Run one build cycle (or finish an interrupted one) and print its counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from nudge_engine.bootstrap import Container
+    from nudge_engine.services.build.cycle import BuildOptions
+    from nudge_engine.services.build.factory import build_cycle
+
+    with fail_on_error():
+        container = Container.from_env()
+        cycle = build_cycle(container, worker=f"{socket.gethostname()}:{os.getpid()}",
+                            options=BuildOptions(shard_size=shard_size))
+        with Progress(TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, disable=as_json) as progress:
+            task = progress.add_task("build", total=None)
+            summary = cycle.run(progress=lambda done, total: progress.update(task, completed=done, total=total))
+        container.dispose()
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    doc = summary.as_dict()
+    console.print(f"cycle {doc['cycle_id']} {'resumed and ' if doc['resumed'] else ''}"
+                  f"{'finished' if doc['finished'] else 'not finished (other workers still building)'}: "
+                  f"{doc['patients']} patients in {doc['seconds']} s")
+    console.print(f"ready: {doc['ready']}  review: {doc['review']}  without a nudge: {doc['patients_without_nudge']}")
+    console.print(f"blocked by rule: {doc['blocked_by_rule']}")
+    console.print(f"review by rule: {doc['review_by_rule']}")
+    console.print(f"dropped by reason: {doc['dropped_by_reason']}")
