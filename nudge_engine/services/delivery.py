@@ -21,6 +21,8 @@ Ports (seams) this service is given, each with a safe default:
 
 from __future__ import annotations
 
+import threading
+import time as time_module
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -28,7 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.context_store import load_contexts
@@ -51,6 +53,42 @@ if TYPE_CHECKING:
     from nudge_engine.privacy.vault import IdentifierVault
 
 CANDIDATES = 16  # ready rows looked at per call, best first
+SERVED_LOOKBACK = timedelta(days=8)  # past serves the burden check may count (a local week and a day)
+
+# Statements of the hot path, built once (Core, bound parameters): building SQLAlchemy statements
+# costs more than running them on an indexed table.
+_ready = cast("Table", ReadyNudgeRow.__table__)
+_r = _ready.c
+_patients = cast("Table", PatientRow.__table__)
+_prefs = cast("Table", PatientPreferenceRow.__table__)
+QUEUE = select(
+    _r.id, _r.nudge_id, _r.status, _r.score, _r.created_at, _r.caution, _r.context_version, _r.ruleset_digest,
+    _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id,
+).where(
+    _r.patient_id == bindparam("pid"),
+    or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
+)
+MARK_SERVED = (
+    update(_ready)
+    .where(_r.id == bindparam("rid"), _r.status == "ready")
+    .values(status="served", served_at=bindparam("b_now"), caution=bindparam("b_caution"),
+            ruleset_digest=bindparam("b_digest"))
+)
+MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
+    status="expired"
+)
+LOCK_PATIENT_SQLITE = (  # a no-op write: SQLite's write lock is taken by the first write, before any read
+    update(_patients)
+    .where(_patients.c.id == bindparam("pid"))
+    .values(context_version=_patients.c.context_version)
+    .returning(_patients.c.context_version, _patients.c.timezone, _patients.c.erased_at)
+)
+LOCK_PATIENT = (
+    select(_patients.c.context_version, _patients.c.timezone, _patients.c.erased_at)
+    .where(_patients.c.id == bindparam("pid"))
+    .with_for_update()
+)
+PREFERENCES = select(_prefs).where(_prefs.c.patient_id == bindparam("pid"))
 
 
 # --- guardrail port --------------------------------------------------------------------------------
@@ -131,9 +169,16 @@ class ServeGate(Protocol):
 
 
 class ServePolicy(Protocol):
-    """Serve-time burden limits for one patient, opened once per call."""
+    """Serve-time burden limits for one patient, opened once per call with the patient's past serves
+    (``(nudge_id, served_at)`` over the last ``lookback``)."""
 
-    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate: ...
+    @property
+    def lookback(self) -> timedelta: ...
+
+    def open(
+        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        served: Sequence[tuple[str, datetime]],
+    ) -> ServeGate: ...
 
 
 def _clock_time(text: str) -> time | None:
@@ -195,16 +240,22 @@ class PreferenceServePolicy:
     :class:`BurdenServePolicy`, which adds the catalog's caps and cooldowns.
     """
 
-    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate:
+    lookback = SERVED_LOOKBACK
+
+    def open(
+        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        served: Sequence[tuple[str, datetime]],
+    ) -> ServeGate:
         zone = patient_zone(timezone)
         local_now = now.astimezone(zone)
-        prefs = session.get(PatientPreferenceRow, patient_id)
+        prefs = session.execute(PREFERENCES, {"pid": patient_id}).first()
         quiet = (prefs.quiet_start, prefs.quiet_end) if prefs else DEFAULT_QUIET
         day_left = week_left = None
         if prefs is not None and (prefs.max_per_day is not None or prefs.max_per_week is not None):
             day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
             week_start = day_start - timedelta(days=day_start.weekday())
-            served_day, served_week = _served_since(session, patient_id, day_start, week_start)
+            served_day = sum(1 for _, at in served if at >= day_start)
+            served_week = sum(1 for _, at in served if at >= week_start)
             if prefs.max_per_day is not None:
                 day_left = prefs.max_per_day - served_day
             if prefs.max_per_week is not None:
@@ -218,17 +269,6 @@ class PreferenceServePolicy:
             day_left=day_left,
             week_left=week_left,
         )
-
-
-def _served_since(session: Session, patient_id: str, day_start: datetime, week_start: datetime) -> tuple[int, int]:
-    served_at = ReadyNudgeRow.served_at
-    row = session.execute(
-        select(
-            func.count().filter(served_at >= day_start),
-            func.count(),
-        ).where(ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "served", served_at >= week_start)
-    ).one()
-    return int(row[0]), int(row[1])
 
 
 HOLDS_EVERYTHING = frozenset({DropReason.SNOOZED, DropReason.QUIET_HOURS})
@@ -255,27 +295,25 @@ class BurdenServePolicy:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        longest_cooldown = int(catalog.cooldown_s.max()) if len(catalog) else 0
-        self._lookback = max(timedelta(days=8), timedelta(seconds=longest_cooldown))
+        longest_cooldown = timedelta(seconds=int(catalog.cooldown_s.max()) if len(catalog) else 0)
+        self.lookback = max(SERVED_LOOKBACK, longest_cooldown)
 
-    def open(self, session: Session, *, patient_id: str, timezone: str, now: datetime) -> ServeGate:
-        row = session.get(PatientPreferenceRow, patient_id)
+    def open(
+        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        served: Sequence[tuple[str, datetime]],
+    ) -> ServeGate:
+        row = session.execute(PREFERENCES, {"pid": patient_id}).first()
         prefs = ServePrefs(tz=timezone) if row is None else ServePrefs(
             tz=timezone, quiet_start=row.quiet_start, quiet_end=row.quiet_end, snoozed_until=row.snoozed_until,
             opted_out_all=row.opted_out_all,
             opted_out_categories=frozenset(Category(c) for c in row.opted_out_categories if c in _CATEGORIES),
             max_per_day=row.max_per_day, max_per_week=row.max_per_week,
         )
-        deliveries: list[Delivery] = []
-        for nudge_id, served_at in session.execute(
-            select(ReadyNudgeRow.nudge_id, ReadyNudgeRow.served_at).where(
-                ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "served",
-                ReadyNudgeRow.served_at >= now - self._lookback,
-            )
-        ):
-            i = self._catalog.index.get(nudge_id)
-            if i is not None and served_at is not None:
-                deliveries.append(Delivery(served_at, nudge_id, self._catalog.entries[i].category))
+        deliveries = [
+            Delivery(served_at, nudge_id, self._catalog.entries[i].category)
+            for nudge_id, served_at in served
+            if (i := self._catalog.index.get(nudge_id)) is not None
+        ]
         return _BurdenGate(self._catalog, prefs, deliveries, now)
 
 
@@ -381,17 +419,9 @@ class StoredNudges:
 
 def lock_patient(session: Session, patient_id: str) -> Row[int, str, datetime | None] | None:
     """Lock the patient's row for this transaction; returns (context_version, timezone, erased_at)."""
-    cols = (PatientRow.context_version, PatientRow.timezone, PatientRow.erased_at)
-    if session.get_bind().dialect.name == "sqlite":
-        # A no-op write: SQLite's write lock is taken by the first write, before any read below.
-        stmt = (
-            update(PatientRow)
-            .where(PatientRow.id == patient_id)
-            .values(context_version=PatientRow.context_version)
-            .returning(*cols)
-        )
-        return session.execute(stmt).first()
-    return session.execute(select(*cols).where(PatientRow.id == patient_id).with_for_update()).first()
+    stmt = LOCK_PATIENT_SQLITE if session.get_bind().dialect.name == "sqlite" else LOCK_PATIENT
+    row: Row[int, str, datetime | None] | None = session.execute(stmt, {"pid": patient_id}).first()
+    return row
 
 
 def approved_for(session: Session, review_item_id: str | None) -> frozenset[str]:
@@ -422,6 +452,35 @@ def superseded_event(*, actor_id: str | None, patient_id: str, nudge_id: str, re
         ruleset_digest=recheck.ruleset_digest if recheck else None,
         details={"delivery_id": ready_id, "reason": reason},
     )
+
+
+class PatientLookup:
+    """Source id -> surrogate id through the vault's blind index, remembered briefly in this process.
+
+    The mapping only changes by erasure (the identifiers are deleted; callers still see ``erased_at``
+    on the patient row and answer 404) and re-enrolment after erasure (a new surrogate), which this
+    cache picks up within ``ttl`` seconds.
+    """
+
+    def __init__(self, vault: IdentifierVault, *, ttl: float = 60.0, size: int = 100_000) -> None:
+        self._vault = vault
+        self._ttl = ttl
+        self._size = size
+        self._known: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, session: Session, source_id: str) -> str | None:
+        tick = time_module.monotonic()
+        hit = self._known.get(source_id)
+        if hit is not None and hit[0] > tick:
+            return hit[1]
+        found = self._vault.find_patient(session, source_id)
+        if found is not None:
+            with self._lock:
+                if len(self._known) >= self._size:
+                    self._known.clear()
+                self._known[source_id] = (tick + self._ttl, found)
+        return found
 
 
 # --- the use case ----------------------------------------------------------------------------------
@@ -473,6 +532,7 @@ class DeliveryService:
         self._clock = clock
         self._guardrails = guardrails
         self._nudges = nudges
+        self._patients = PatientLookup(vault)
         self._policy: ServePolicy = policy or PreferenceServePolicy()
         self._review: ReviewRouting = review or NoReviewRouting()
         self._observer: DeliveryObserver = observer or NullObserver()
@@ -482,7 +542,7 @@ class DeliveryService:
         now = self._clock()
         with self._uow_factory() as uow:
             session = uow.session
-            patient_id = self._vault.find_patient(session, source_id)
+            patient_id = self._patients.find(session, source_id)
             patient = lock_patient(session, patient_id) if patient_id else None
             if patient_id is None or patient is None or patient.erased_at is not None:
                 raise NotFound("patient not found")
@@ -492,11 +552,7 @@ class DeliveryService:
                 now=now, actor_id=actor_id, work=work,
             )
             if work.expired:
-                session.execute(
-                    update(ReadyNudgeRow)
-                    .where(ReadyNudgeRow.id.in_(work.expired), ReadyNudgeRow.status == "ready")
-                    .values(status="expired")
-                )
+                session.execute(MARK_EXPIRED, {"ids": work.expired})
             if served is None:
                 outcome = work.hold.reason if work.hold else "none_ready"
                 work.events.append(
@@ -513,21 +569,14 @@ class DeliveryService:
         self, session: Session, *, patient_id: str, version: int, timezone: str, now: datetime,
         actor_id: str | None, work: _Pass,
     ) -> ServedNudge | None:
-        rows = session.execute(
-            select(
-                ReadyNudgeRow.id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.caution, ReadyNudgeRow.context_version,
-                ReadyNudgeRow.ruleset_digest, ReadyNudgeRow.not_before, ReadyNudgeRow.expires_at,
-                ReadyNudgeRow.review_item_id,
-            )
-            .where(ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "ready")
-            .order_by(ReadyNudgeRow.score.desc(), ReadyNudgeRow.created_at, ReadyNudgeRow.id)
-            .limit(CANDIDATES)
-        ).all()
-        live = []
-        for r in rows:
+        queue = session.execute(QUEUE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
+        served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
+        ready = sorted((r for r in queue if r.status == "ready"), key=lambda r: (-r.score, r.created_at, r.id))
+        live: list[Any] = []
+        for r in ready:
             if r.expires_at <= now:
                 work.expired.append(r.id)
-            elif r.not_before is None or r.not_before <= now:
+            elif (r.not_before is None or r.not_before <= now) and len(live) < CANDIDATES:
                 live.append(r)
         if not live:
             return None
@@ -557,7 +606,8 @@ class DeliveryService:
                     continue
                 caution, digest = verdict.caution, verdict.ruleset_digest
             if gate is None:
-                gate = self._policy.open(session, patient_id=patient_id, timezone=timezone, now=now)
+                gate = self._policy.open(session, patient_id=patient_id, timezone=timezone, now=now,
+                                         served=served_before)
             hold = gate.hold(nudge)
             if hold is not None:
                 work.hold = hold
@@ -565,9 +615,7 @@ class DeliveryService:
                     return None
                 continue
             won = session.execute(
-                update(ReadyNudgeRow)
-                .where(ReadyNudgeRow.id == r.id, ReadyNudgeRow.status == "ready")
-                .values(status="served", served_at=now, caution=list(caution), ruleset_digest=digest)
+                MARK_SERVED, {"rid": r.id, "b_now": now, "b_caution": list(caution), "b_digest": digest}
             )
             if cast("CursorResult[Any]", won).rowcount != 1:  # lost the race for this row
                 continue

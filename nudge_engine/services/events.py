@@ -15,15 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow, new_id
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
+from nudge_engine.services.delivery import PatientLookup
 
 if TYPE_CHECKING:
     from nudge_engine.adapters.unit_of_work import UnitOfWork
@@ -31,6 +32,19 @@ if TYPE_CHECKING:
     from nudge_engine.privacy.vault import IdentifierVault
 
 FUTURE_SLACK = timedelta(minutes=5)  # clock skew tolerated on occurred_at
+
+_events = cast("Table", PatientEventRow.__table__)
+_e = _events.c
+_ready = cast("Table", ReadyNudgeRow.__table__).c
+_patients = cast("Table", PatientRow.__table__).c
+ERASED_AT = select(_patients.erased_at).where(_patients.id == bindparam("pid"))
+STORED_ANSWER = select(_e.response).where(_e.patient_id == bindparam("pid"), _e.idempotency_key == bindparam("key"))
+WAS_SERVED = (
+    select(_ready.id)
+    .where(_ready.patient_id == bindparam("pid"), _ready.nudge_id == bindparam("nid"), _ready.status == "served")
+    .limit(1)
+)
+STORE_EVENT = insert(_events)
 
 
 class EventKind(StrEnum):
@@ -96,6 +110,7 @@ class EventRecorder:
         self._vault = vault
         self._audit = audit
         self._clock = clock
+        self._patients = PatientLookup(vault)
 
     def record(
         self, *, source_id: str, event: EventInput, idempotency_key: str | None, actor_id: str | None
@@ -136,10 +151,10 @@ class EventRecorder:
         return _replay(earlier, fingerprint)
 
     def _patient(self, session: Session, source_id: str) -> str:
-        patient_id = self._vault.find_patient(session, source_id)
+        patient_id = self._patients.find(session, source_id)
         if patient_id is None:
             raise NotFound("patient not found")
-        erased = session.execute(select(PatientRow.erased_at).where(PatientRow.id == patient_id)).first()
+        erased = session.execute(ERASED_AT, {"pid": patient_id}).first()
         if erased is None or erased.erased_at is not None:
             raise NotFound("patient not found")
         return patient_id
@@ -156,15 +171,13 @@ class EventRecorder:
             "occurred_at": event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "received_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
-        session.add(
-            PatientEventRow(
-                id=event_id, patient_id=patient_id, type=event.kind.value, nudge_id=event.nudge_id,
-                session_id=event.session_id, occurred_at=event.occurred_at, received_at=now,
-                properties=dict(event.properties or {}), idempotency_key=key,
-                response={"status": 201, "body": body, "request": fingerprint},
-            )
+        session.execute(
+            STORE_EVENT,
+            {"id": event_id, "patient_id": patient_id, "type": event.kind.value, "nudge_id": event.nudge_id,
+             "session_id": event.session_id, "occurred_at": event.occurred_at, "received_at": now,
+             "properties": dict(event.properties or {}), "idempotency_key": key,
+             "response": {"status": 201, "body": body, "request": fingerprint}},
         )
-        session.flush()
         details: dict[str, Any] = {"event_id": event_id}
         minutes = (event.properties or {}).get("minutes")
         if event.kind is EventKind.ACTIVITY and isinstance(minutes, int) and not isinstance(minutes, bool):
@@ -179,11 +192,7 @@ class EventRecorder:
 
 
 def _stored(session: Session, patient_id: str, key: str) -> dict[str, Any] | None:
-    row = session.execute(
-        select(PatientEventRow.response).where(
-            PatientEventRow.patient_id == patient_id, PatientEventRow.idempotency_key == key
-        )
-    ).first()
+    row = session.execute(STORED_ANSWER, {"pid": patient_id, "key": key}).first()
     return dict(row.response) if row is not None else None
 
 
@@ -195,9 +204,4 @@ def _replay(stored: Mapping[str, Any], fingerprint: str) -> RecordedEvent:
 
 def _was_served(session: Session, patient_id: str, nudge_id: str) -> bool:
     """Events about a nudge need it to have been served to this patient (another's answers as missing)."""
-    return session.execute(
-        select(ReadyNudgeRow.id).where(
-            ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.nudge_id == nudge_id,
-            ReadyNudgeRow.status == "served",
-        ).limit(1)
-    ).first() is not None
+    return session.execute(WAS_SERVED, {"pid": patient_id, "nid": nudge_id}).first() is not None

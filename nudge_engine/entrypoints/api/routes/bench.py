@@ -1,4 +1,5 @@
-"""Benchmark baseline (only mounted when ``NUDGE_BENCH_BARE=1``): one primary-key read and one small insert.
+"""Benchmark baseline (only mounted when ``NUDGE_BENCH_BARE=1``): one primary-key read and one small insert (Core
+statements built once, as the real routes' services do).
 
 The least any audited serve can do on the same database, behind the same middleware and token
 check; ``benchmarks/bench_api.py`` compares next-nudge against it. Never mounted in production.
@@ -7,15 +8,19 @@ check; ``benchmarks/bench_api.py`` compares next-nudge against it. Never mounted
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Response
+from sqlalchemy import Table, bindparam, insert, select
 
 from nudge_engine.adapters.orm import PatientEventRow, PatientRow, new_id
 from nudge_engine.entrypoints.api.auth import Principal, Role, require_role
 from nudge_engine.entrypoints.api.dependencies import ApiServices, get_services
 from nudge_engine.entrypoints.api.errors import error_responses
 
+_patients = cast("Table", PatientRow.__table__)
+READ_PATIENT = select(_patients.c.id, _patients.c.context_version).where(_patients.c.id == bindparam("pid"))
+INSERT_EVENT = insert(cast("Table", PatientEventRow.__table__))
 router = APIRouter(prefix="/bench", tags=["benchmark"], include_in_schema=False)
 
 
@@ -25,15 +30,15 @@ def bare(
     principal: Annotated[Principal, Depends(require_role(Role.SERVICE))],
     services: Annotated[ApiServices, Depends(get_services)],
 ) -> Response:
+    now = datetime.now(UTC)
     with services.container.uow() as uow:
-        patient = uow.session.get(PatientRow, surrogate_id)
+        patient = uow.session.execute(READ_PATIENT, {"pid": surrogate_id}).first()
         if patient is None:
             return Response(status_code=404)
-        uow.session.add(
-            PatientEventRow(
-                id=new_id(), patient_id=patient.id, type="bench", occurred_at=datetime.now(UTC),
-                received_at=datetime.now(UTC), properties={}, response={},
-            )
+        uow.session.execute(
+            INSERT_EVENT,
+            {"id": new_id(), "patient_id": patient.id, "type": "bench", "occurred_at": now, "received_at": now,
+             "properties": {}, "response": {}},
         )
         uow.commit()
     return Response(status_code=204)

@@ -1,0 +1,347 @@
+"""HTTP API load benchmark: wrk on loopback against ``nudge-engine serve``, on SQLite and PostgreSQL.
+
+For each backend: a throw-away database (SQLite file; PostgreSQL started like the tests do), a
+synthetic cohort (``--patients``, each enrolled through the identifier vault, with ready nudges from
+the shipped catalog), one service token, then ``serve`` (uvicorn, one worker per core, factory mode,
+``NUDGE_BENCH_BARE=1``) and, each for ``--duration`` seconds at ``--connections``:
+
+- ``bare``: ``GET /bench/bare/{surrogate}``: one primary-key read and one small insert, same
+  middleware and token check: the least any audited serve can do on this database;
+- ``next-nudge``: ``GET /v1/patients/{id}/next-nudge`` over the cohort, round robin;
+- ``events``: ``POST /v1/patients/{id}/events`` (activity events, a fresh Idempotency-Key each).
+
+The catalog's burden limits are lifted (a copy of the catalog with high caps and no cooldowns,
+via ``NUDGE_CATALOG``) and quiet hours are cleared in each patient's preferences, so that the
+serve path (re-check, burden check, compare-and-set, audit) is measured rather than the empty
+answer; the share of 200s is printed.
+
+Targets (issue 5): next-nudge at least 60% of bare's throughput, p99 under 50 ms at 16
+connections, no errors over a 60-second run (``--duration 60``).
+
+    .venv/bin/python benchmarks/bench_api.py --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nudge_engine.adapters.database import make_engine  # noqa: E402
+from nudge_engine.adapters.migrations import upgrade  # noqa: E402
+from nudge_engine.config import Settings  # noqa: E402
+
+READY_PER_PATIENT = 30
+LUA_COMMON = r"""
+local counter = 0
+local ids = {}
+statuses = {}
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  for line in io.lines(args[1]) do table.insert(ids, line) end
+  counter = tid * 7919
+  statuses = {}
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for k, v in pairs(s) do total[k] = (total[k] or 0) + v end
+  end
+  for k, v in pairs(total) do io.write(string.format("STATUS %d %d\n", k, v)) end
+end
+"""
+LUA_REQUEST = {
+    "bare": r"""
+function request()
+  counter = counter + 1
+  local id = ids[(counter % #ids) + 1]
+  return wrk.format("GET", "/bench/bare/" .. id, {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")})
+end
+""",
+    "next-nudge": r"""
+function request()
+  counter = counter + 1
+  local id = ids[(counter % #ids) + 1]
+  return wrk.format("GET", "/v1/patients/" .. id .. "/next-nudge",
+                    {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")})
+end
+""",
+    "events": r"""
+function request()
+  counter = counter + 1
+  local id = ids[(counter % #ids) + 1]
+  local body = '{"type":"activity","occurred_at":"2026-01-01T10:00:00Z","properties":{"minutes":20}}'
+  return wrk.format("POST", "/v1/patients/" .. id .. "/events",
+                    {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN"),
+                     ["Content-Type"] = "application/json",
+                     ["Idempotency-Key"] = "k-" .. tid .. "-" .. counter}, body)
+end
+""",
+}
+
+
+@dataclass
+class Result:
+    backend: str
+    endpoint: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    statuses: dict[int, int]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(out: str, backend: str, endpoint: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    statuses = {int(c): int(n) for c, n in re.findall(r"STATUS (\d+) (\d+)", out)}
+    errors += sum(n for code, n in statuses.items() if code >= 400)
+    return Result(backend, endpoint, rps, p50, p99, requests, errors, statuses)
+
+
+def _bench_catalog(directory: Path) -> Path:
+    """The shipped catalog with its burden limits lifted (serve path measured, not the empty answer)."""
+    doc: dict[str, Any] = yaml.safe_load(Settings().catalog.read_text(encoding="utf-8"))
+    doc["burden"].update(
+        max_per_day=1_000_000, max_per_week=1_000_000, category_max_per_day=1_000_000,
+        category_max_per_week=1_000_000, category_caps={}, default_cooldown_hours=0,
+    )
+    for nudge in doc["nudges"]:
+        if "cooldown_hours" in nudge:
+            nudge["cooldown_hours"] = 0
+    path = directory / "catalog.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def seed(database_url: str, var_dir: Path, catalog_path: Path, patients: int) -> tuple[str, list[str], list[str]]:
+    """Migrate, enrol the cohort, queue ready nudges; returns (token, app ids, surrogate ids)."""
+    from sqlalchemy import insert
+
+    from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
+    from nudge_engine.adapters.orm.patients import shard_key_of
+    from nudge_engine.bootstrap import Container
+    from nudge_engine.domain.context import PatientIdentifiers
+    from nudge_engine.personalization.catalog import load_catalog
+    from nudge_engine.privacy.keys import ensure_dev_secrets
+    from nudge_engine.services.tokens import TokenService
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    settings = ensure_dev_secrets(Settings(database_url=database_url, var_dir=var_dir, catalog=catalog_path))
+    container = Container(settings)
+    catalog = load_catalog(catalog_path)
+    servable = [e.id for e in catalog.entries if e.category.value not in {"exercise", "medication", "fasting"}
+                and not e.programme and not e.target_segments]
+    now = datetime.now(UTC)
+    app_ids = [f"bench-{i:06d}" for i in range(patients)]
+    surrogates = [new_id() for _ in app_ids]
+    with container.uow() as uow:
+        s = uow.session
+        s.execute(insert(PatientRow), [
+            {"id": pid, "shard_key": shard_key_of(pid), "created_at": now, "birth_year": 1970, "birth_month": 6,
+             "sex": "female", "timezone": "UTC", "context_version": 1, "context_updated_at": now}
+            for pid in surrogates
+        ])
+        container.vault.enrol_many(
+            s, [(pid, PatientIdentifiers(source_id=app)) for pid, app in zip(surrogates, app_ids, strict=True)],
+            now=now,
+        )
+        s.execute(insert(PatientPreferenceRow), [
+            {"patient_id": pid, "quiet_start": "00:00", "quiet_end": "00:00", "opted_out_categories": [],
+             "opted_out_all": False, "updated_at": now}
+            for pid in surrogates
+        ])
+        rows = [
+            {"id": new_id(), "patient_id": pid, "nudge_id": servable[(i + k) % len(servable)], "status": "ready",
+             "score": 1.0 - k / READY_PER_PATIENT, "caution": [], "context_version": 1,
+             "ruleset_digest": "sha256:bench", "created_at": now, "expires_at": now + timedelta(days=2)}
+            for i, pid in enumerate(surrogates) for k in range(READY_PER_PATIENT)
+        ]
+        for start in range(0, len(rows), 5000):
+            s.execute(insert(ReadyNudgeRow), rows[start:start + 5000])
+        uow.commit()
+    token = TokenService(uow_factory=container.uow, audit=container.audit, clock=container.clock,
+                         cache_ttl=0).create(role="service", name="bench").secret
+    container.dispose()
+    return token, app_ids, surrogates
+
+
+@contextmanager
+def serve(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[str]:
+    code = ("from nudge_engine.entrypoints.cli.serve import serve_cmd; "
+            f"serve_cmd(host='127.0.0.1', port={port}, workers={workers})")
+    with log.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not become ready; see {log}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def run_wrk(base: str, endpoint: str, ids_file: Path, token: str, *, duration: int, connections: int,
+            threads: int, workdir: Path) -> str:
+    script = workdir / f"{endpoint}.lua"
+    script.write_text(LUA_COMMON + LUA_REQUEST[endpoint], encoding="utf-8")
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
+           "-s", str(script), base, "--", str(ids_file)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "BENCH_TOKEN": token})
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def bench_backend(backend: str, database_url: str, args: argparse.Namespace, workdir: Path) -> list[Result]:
+    var_dir = workdir / backend
+    var_dir.mkdir()
+    catalog = _bench_catalog(var_dir)
+    t0 = time.perf_counter()
+    token, app_ids, surrogates = seed(database_url, var_dir, catalog, args.patients)
+    print(f"[{backend}] seeded {len(app_ids)} patients x {READY_PER_PATIENT} ready nudges in "
+          f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    (var_dir / "app_ids").write_text("\n".join(app_ids) + "\n")
+    (var_dir / "surrogates").write_text("\n".join(surrogates) + "\n")
+    env = {**os.environ, "NUDGE_DATABASE_URL": database_url, "NUDGE_VAR_DIR": str(var_dir),
+           "NUDGE_CATALOG": str(catalog), "NUDGE_BENCH_BARE": "1", "NUDGE_LOG_LEVEL": args.log_level}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    results: list[Result] = []
+    with serve(env, _free_port(), args.workers, var_dir / "server.log") as base:
+        run_wrk(base, "bare", var_dir / "surrogates", token, duration=2, connections=args.connections,
+                threads=args.threads, workdir=var_dir)  # warm-up
+        for endpoint, ids in (("bare", "surrogates"), ("next-nudge", "app_ids"), ("events", "app_ids")):
+            out = run_wrk(base, endpoint, var_dir / ids, token, duration=args.duration,
+                          connections=args.connections, threads=args.threads, workdir=var_dir)
+            results.append(parse_wrk(out, backend, endpoint))
+            print(f"[{backend}] {endpoint}: {results[-1].rps:.0f} req/s", file=sys.stderr)
+    return results
+
+
+def table(results: list[Result], connections: int, duration: int) -> str:
+    lines = [
+        f"wrk on loopback, {connections} connections, {duration}s per endpoint",
+        f"{'backend':<11}{'endpoint':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'2xx share':>26}"
+        f"{'vs bare':>9}{'targets':>20}",
+    ]
+    bare = {r.backend: r.rps for r in results if r.endpoint == "bare"}
+    for r in results:
+        ratio = r.rps / bare[r.backend] if bare.get(r.backend) else float("nan")
+        shares = ", ".join(f"{code}:{n / max(r.requests, 1):.0%}" for code, n in sorted(r.statuses.items()))
+        verdict = ""
+        if r.endpoint == "next-nudge":
+            ok = ratio >= 0.6 and r.p99_ms < 50 and r.errors == 0
+            verdict = "met" if ok else "MISSED (>=60%, p99<50ms, 0 err)"
+        lines.append(
+            f"{r.backend:<11}{r.endpoint:<12}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}"
+            f"{shares:>26}{ratio:>9.0%}{verdict:>20}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (issue target: 60)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    results: list[Result] = []
+    workdir = Path(tempfile.mkdtemp(prefix="nudge-bench-api-"))
+    try:
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                results += bench_backend("sqlite", f"sqlite:///{workdir / 'bench.db'}", args, workdir)
+            elif backend == "postgresql":
+                from tests.support.postgres import start_server
+
+                try:
+                    server = start_server()
+                except FileNotFoundError as exc:
+                    print(f"[postgresql] skipped: {exc}", file=sys.stderr)
+                    continue
+                try:
+                    admin = make_engine(server.admin_url)
+                    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                        from sqlalchemy import text
+
+                        conn.execute(text("CREATE DATABASE bench"))
+                    admin.dispose()
+                    results += bench_backend("postgresql", server.url("bench"), args, workdir)
+                finally:
+                    server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(table(results, args.connections, args.duration))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
