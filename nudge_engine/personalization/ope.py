@@ -1,0 +1,202 @@
+"""Off-policy evaluation: what would a candidate policy have achieved on logged decisions?
+
+Estimators, for logged rows ``(x_i, a_i, r_i, μ_i)`` (μ = logged propensity) and a target policy π:
+
+* IPS:   mean(w_i r_i),  w_i = π(a_i|x_i) / μ_i
+* SNIPS: Σ w_i r_i / Σ w_i
+* DR:    mean(Σ_a π(a|x_i) q(x_i,a) + w_i (r_i − q(x_i,a_i))), q a reward model fitted by cross-fitting
+
+Intervals are bootstrap percentiles over rows. Overlap diagnostics: the effective sample size of
+the weights, the smallest logged propensity, the largest weight, and the mean weight (≈ 1 when the
+logging policy covered every action the target takes; well below 1 means missing support).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from nudge_engine.domain.errors import InvalidInput
+from nudge_engine.personalization.bandit import BanditParams, LinearThompson
+from nudge_engine.personalization.context import context_matrix, context_names
+from nudge_engine.personalization.ranking import RankingInput
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecisions:
+    """Logged decisions as arrays: the boundary between the database and the evaluation.
+
+    Row ``i`` is one served decision: the patient's behaviour features and segment membership at
+    decision time, the permitted and caution sets over ``nudge_ids``, the served nudge, its reward
+    (e.g. completed within 48 h) and the propensity logged with it.
+    """
+
+    behaviour: npt.NDArray[np.float64]  # (n, behaviour features)
+    membership: npt.NDArray[np.bool_]  # (n, segments)
+    segment_ids: tuple[str, ...]
+    nudge_ids: tuple[str, ...]
+    nudge_category: npt.NDArray[np.int8]
+    priority: npt.NDArray[np.float64]
+    permitted: npt.NDArray[np.bool_]  # (n, nudges)
+    caution: npt.NDArray[np.bool_]
+    action: npt.NDArray[np.intp]
+    reward: npt.NDArray[np.float64]
+    propensity: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def validate(self) -> None:
+        n = len(self)
+        for name in ("behaviour", "membership", "permitted", "caution", "reward", "propensity"):
+            if len(getattr(self, name)) != n:
+                raise InvalidInput(f"LoggedDecisions: field '{name}': length differs from 'action'")
+        if n and not (self.permitted[np.arange(n), self.action]).all():
+            raise InvalidInput("LoggedDecisions: field 'action': an action outside its permitted set")
+        if n and not ((self.propensity > 0) & (self.propensity <= 1)).all():
+            raise InvalidInput("LoggedDecisions: field 'propensity': must be in (0, 1]")
+
+    def subset(self, rows: npt.NDArray[np.intp]) -> LoggedDecisions:
+        return LoggedDecisions(
+            self.behaviour[rows], self.membership[rows], self.segment_ids, self.nudge_ids, self.nudge_category,
+            self.priority, self.permitted[rows], self.caution[rows], self.action[rows], self.reward[rows],
+            self.propensity[rows],
+        )
+
+    def ranking_input(self) -> RankingInput:
+        return RankingInput(
+            behaviour=self.behaviour, membership=self.membership, segment_ids=self.segment_ids,
+            nudge_ids=self.nudge_ids, nudge_category=self.nudge_category, priority=self.priority,
+            permitted=self.permitted, caution=self.caution,
+        )
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path, behaviour=self.behaviour, membership=self.membership, segment_ids=np.array(self.segment_ids),
+            nudge_ids=np.array(self.nudge_ids), nudge_category=self.nudge_category, priority=self.priority,
+            permitted=self.permitted, caution=self.caution, action=self.action, reward=self.reward,
+            propensity=self.propensity,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> LoggedDecisions:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                a: dict[str, Any] = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{path}: cannot read logged decisions: {exc}") from None
+        try:
+            logged = cls(
+                a["behaviour"], a["membership"], tuple(str(s) for s in a["segment_ids"]),
+                tuple(str(s) for s in a["nudge_ids"]), a["nudge_category"], a["priority"], a["permitted"],
+                a["caution"], a["action"].astype(np.intp), a["reward"].astype(np.float64),
+                a["propensity"].astype(np.float64),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"{path}: field '{exc.args[0]}': missing") from None
+        logged.validate()
+        return logged
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    estimator: str
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    n: int
+    ess: float  # effective sample size of the importance weights
+    min_propensity: float  # smallest logged propensity where the target acts
+    max_weight: float
+    mean_weight: float
+    warnings: tuple[str, ...]
+
+
+def overlap(
+    weights: npt.NDArray[np.float64], propensity: npt.NDArray[np.float64], target: npt.NDArray[np.float64]
+) -> Overlap:
+    n = len(weights)
+    ess = float(weights.sum() ** 2 / max((weights**2).sum(), 1e-300))
+    acting = target > 0
+    min_p = float(propensity[acting].min()) if acting.any() else float("nan")
+    warnings: list[str] = []
+    if ess < 0.1 * n:
+        warnings.append(f"low overlap: effective sample size {ess:.0f} of {n} rows (<10%)")
+    if acting.any() and min_p < 0.01:
+        warnings.append(f"tiny logged propensities (min {min_p:.2g}): estimates rest on a few heavily weighted rows")
+    mean_w = float(weights.mean()) if n else float("nan")
+    if n and abs(mean_w - 1.0) > 0.1:
+        warnings.append(f"mean weight {mean_w:.2f} is not ≈1: the logging policy may not cover the target's actions")
+    return Overlap(n, ess, min_p, float(weights.max(initial=0.0)), mean_w, tuple(warnings))
+
+
+def reward_model(logged: LoggedDecisions, *, folds: int = 2, seed: int = 0) -> npt.NDArray[np.float64]:
+    """Cross-fitted predictions q(x_i, a) for every row and nudge (a ridge model per nudge)."""
+    names = context_names(logged.segment_ids)
+    x = context_matrix(names, behaviour=logged.behaviour, membership=logged.membership, segment_ids=logged.segment_ids)
+    fold = np.random.default_rng(seed).integers(0, folds, len(logged))
+    out = np.zeros(logged.permitted.shape)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        model = LinearThompson(names, logged.nudge_ids, logged.nudge_category, params=BanditParams(exploration=0.0))
+        model = model.update(x[train], logged.action[train], logged.reward[train], now=None)
+        out[test] = model.predict(x[test])[0]
+    return np.clip(out, 0.0, 1.0)
+
+
+class TargetPolicy(Protocol):
+    """The policy being evaluated: its chance of the logged action, and its expectation of a per-action value."""
+
+    def top_probability(self, inp: RankingInput, actions: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]: ...
+
+    def expected_value(
+        self, inp: RankingInput, values: npt.NDArray[np.float64], *, rng: np.random.Generator, n_samples: int = 64
+    ) -> npt.NDArray[np.float64]: ...
+
+
+def estimate(
+    logged: LoggedDecisions,
+    target: TargetPolicy,
+    *,
+    q: npt.NDArray[np.float64] | None = None,
+    n_boot: int = 400,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict[str, Estimate], Overlap]:
+    """IPS, SNIPS and DR estimates of ``target``'s value on the logged rows, with bootstrap intervals."""
+    n = len(logged)
+    if n == 0:
+        raise InvalidInput("LoggedDecisions: field 'action': no rows to evaluate")
+    rows = np.arange(n)
+    inp = logged.ranking_input()
+    pi_a = target.top_probability(inp, logged.action)
+    w = pi_a / logged.propensity
+    r = logged.reward
+    q = reward_model(logged, seed=seed) if q is None else q
+    dm = target.expected_value(inp, q, rng=np.random.default_rng(seed))
+    dr_terms = dm + w * (r - q[rows, logged.action])
+
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+
+    def interval(samples: npt.NDArray[np.float64]) -> tuple[float, float]:
+        return float(np.quantile(samples, lo_q)), float(np.quantile(samples, hi_q))
+
+    wr = w * r
+    ips_b = wr[idx].mean(axis=1)
+    snips_b = wr[idx].sum(axis=1) / np.maximum(w[idx].sum(axis=1), 1e-300)
+    dr_b = dr_terms[idx].mean(axis=1)
+    estimates = {
+        "ips": Estimate("ips", float(wr.mean()), *interval(ips_b)),
+        "snips": Estimate("snips", float(wr.sum() / max(w.sum(), 1e-300)), *interval(snips_b)),
+        "dr": Estimate("dr", float(dr_terms.mean()), *interval(dr_b)),
+    }
+    return estimates, overlap(w, logged.propensity, pi_a)
