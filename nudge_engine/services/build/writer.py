@@ -11,6 +11,7 @@ twice therefore leaves the queue unchanged.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,8 +109,9 @@ def _decision_row(
     return {
         "id": did, "cycle_id": cycle_id, "patient_id": o.patient_id, "created_at": now, "outcome": o.outcome,
         "chosen": [
-            {"nudge": c.nudge_id, "score": round(c.score, 6), "propensity": c.propensity,
-             "components": c.components, "caution": list(c.caution), "fired": list(c.fired)}
+            {"nudge": c.nudge_id, "score": _finite(c.score), "propensity": _finite(c.propensity),
+             "components": {k: _finite(v) for k, v in c.components.items()}, "caution": list(c.caution),
+             "fired": list(c.fired)}
             for c in o.chosen
         ],
         "review": [_flagged(f) for f in o.review],
@@ -120,6 +122,11 @@ def _decision_row(
         "model_version": model_version,
         "context_version": o.context_version,
     }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity (PostgreSQL refuses them): an undefined number is stored as null."""
+    return None if value is None or not math.isfinite(value) else round(value, 6)
 
 
 def _flagged(f: FlaggedNudge) -> dict[str, Any]:
