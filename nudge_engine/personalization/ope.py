@@ -121,17 +121,25 @@ class Overlap:
 
 
 def overlap(
-    weights: npt.NDArray[np.float64], propensity: npt.NDArray[np.float64], target: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64],
+    propensity: npt.NDArray[np.float64],
+    target: npt.NDArray[np.float64],
+    *,
+    min_ess: float = 500.0,
+    max_share: float = 0.05,
 ) -> Overlap:
+    """Overlap diagnostics of importance weights, with a warning for each sign of thin support."""
     n = len(weights)
     ess = float(weights.sum() ** 2 / max((weights**2).sum(), 1e-300))
     acting = target > 0
     min_p = float(propensity[acting].min()) if acting.any() else float("nan")
     warnings: list[str] = []
-    if ess < 0.1 * n:
-        warnings.append(f"low overlap: effective sample size {ess:.0f} of {n} rows (<10%)")
-    if acting.any() and min_p < 0.01:
-        warnings.append(f"tiny logged propensities (min {min_p:.2g}): estimates rest on a few heavily weighted rows")
+    if ess < min_ess:
+        warnings.append(f"low overlap: effective sample size {ess:.0f} of {n} rows (< {min_ess:.0f})")
+    share = float(weights.max(initial=0.0) / max(weights.sum(), 1e-300))
+    if share > max_share:
+        top = int(weights.argmax())
+        warnings.append(f"one row carries {share:.0%} of the weight (logged propensity {propensity[top]:.2g})")
     mean_w = float(weights.mean()) if n else float("nan")
     if n and abs(mean_w - 1.0) > 0.1:
         warnings.append(f"mean weight {mean_w:.2f} is not ≈1: the logging policy may not cover the target's actions")

@@ -72,6 +72,7 @@ def test_little_overlap_raises_a_warning(world: World) -> None:
     target = RankingPolicy(PolicyKind.RANDOM, RankingRunner(PolicyKind.BASELINE, world).baseline)
     _, overlap = estimate(logged, target, n_boot=50)
     assert any("effective sample size" in w for w in overlap.warnings)
+    assert overlap.ess < 500
 
 
 def test_logged_decisions_round_trip_and_are_checked(world: World, tmp_path: Path) -> None:
