@@ -46,7 +46,6 @@ from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
 
 if TYPE_CHECKING:
-    from sqlalchemy import CursorResult
 
     from nudge_engine.adapters.unit_of_work import UnitOfWork
     from nudge_engine.audit.trail import AuditTrail
@@ -61,18 +60,25 @@ _ready = cast("Table", ReadyNudgeRow.__table__)
 _r = _ready.c
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
-QUEUE = select(
-    _r.id, _r.nudge_id, _r.status, _r.score, _r.created_at, _r.caution, _r.context_version, _r.ruleset_digest,
+QUEUE = select(  # no JSON columns: decoding every row's caution would cost more than the query
+    _r.id, _r.nudge_id, _r.status, _r.score, _r.created_at, _r.context_version,
     _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id,
 ).where(
     _r.patient_id == bindparam("pid"),
     or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
 )
-MARK_SERVED = (
+MARK_SERVED = (  # compare-and-set: only one caller can move a row from ready to served
+    update(_ready)
+    .where(_r.id == bindparam("rid"), _r.status == "ready")
+    .values(status="served", served_at=bindparam("b_now"))
+    .returning(_r.caution, _r.ruleset_digest)
+)
+MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the serve-time re-check
     update(_ready)
     .where(_r.id == bindparam("rid"), _r.status == "ready")
     .values(status="served", served_at=bindparam("b_now"), caution=bindparam("b_caution"),
             ruleset_digest=bindparam("b_digest"))
+    .returning(_r.caution, _r.ruleset_digest)
 )
 MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
     status="expired"
@@ -588,8 +594,7 @@ class DeliveryService:
                 self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=r.nudge_id,
                                 ready_id=r.id, verdict=None, reason="withdrawn")
                 continue
-            caution: tuple[str, ...] = tuple(r.caution or ())
-            digest = r.ruleset_digest
+            verdict: Recheck | None = None
             rechecked = r.context_version != version
             if rechecked:
                 verdict = self._recheck(session, patient_id, nudge, now, work)
@@ -604,7 +609,6 @@ class DeliveryService:
                             now=now,
                         ))
                     continue
-                caution, digest = verdict.caution, verdict.ruleset_digest
             if gate is None:
                 gate = self._policy.open(session, patient_id=patient_id, timezone=timezone, now=now,
                                          served=served_before)
@@ -614,11 +618,15 @@ class DeliveryService:
                 if hold.patient_wide:
                     return None
                 continue
-            won = session.execute(
-                MARK_SERVED, {"rid": r.id, "b_now": now, "b_caution": list(caution), "b_digest": digest}
-            )
-            if cast("CursorResult[Any]", won).rowcount != 1:  # lost the race for this row
+            if verdict is None:
+                won = session.execute(MARK_SERVED, {"rid": r.id, "b_now": now}).first()
+            else:
+                won = session.execute(MARK_SERVED_RECHECKED, {
+                    "rid": r.id, "b_now": now, "b_caution": list(verdict.caution), "b_digest": verdict.ruleset_digest,
+                }).first()
+            if won is None:  # lost the race for this row
                 continue
+            caution, digest = tuple(won.caution or ()), str(won.ruleset_digest)
             work.events.append(
                 AuditEvent(
                     EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id, nudge_id=nudge.id,
