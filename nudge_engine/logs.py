@@ -1,12 +1,21 @@
 """structlog configuration: JSON lines, a request/job id on every line, identifiers scrubbed.
 
-``configure_logging`` is called once by the composition root. ``bind_job``/``bind_request`` put a
-correlation id into the context of the current task so every line carries it.
+``configure_logging`` is called once by the composition root. ``bind_job`` puts a correlation id
+into the context of the current task so every line carries it.
+
+What keeps identifiers out of log lines:
+
+- a processor drops the value of every field whose name marks an identifier or free text
+  (:func:`nudge_engine.domain.identifiers.is_identifier_key`), at any depth, exceptions included;
+- patient-app ids inside request paths (``/v1/patients/<id>/...``) are masked;
+- tracebacks are rendered without local variables, and SQLAlchemy engines are built with
+  ``hide_parameters`` so SQL errors never carry bound values.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Iterator, MutableMapping
@@ -15,51 +24,62 @@ from typing import Any, TextIO
 
 import structlog
 
-# Keys whose values are identifiers or free text and must never reach a log line.
-IDENTIFIER_KEYS = frozenset(
-    {
-        "name", "names", "given", "family", "first", "last", "maiden", "prefix", "suffix",
-        "birth_date", "birthdate", "birthDate", "dob", "address", "addresses", "line", "city", "zip",
-        "postal_code", "postalCode", "phone", "telecom", "email", "ssn", "mrn", "record_numbers",
-        "identifier", "identifiers", "drivers", "passport", "comment", "free_text", "external_id",
-        "patient_external_id", "source_id", "password", "token",
-    }
-)
+from nudge_engine.domain.identifiers import IDENTIFIER_KEYS, is_identifier_key
+
+__all__ = ["IDENTIFIER_KEYS", "REDACTED", "bind_job", "configure_logging", "get_logger", "scrub_identifiers"]
+
 REDACTED = "[redacted]"
+# Keys structlog and our processors own; never treated as identifiers even if a word matches.
+_STRUCTURAL = frozenset({"event", "level", "timestamp", "logger", "exception", "job", "job_id", "request_id"})
+_PATIENT_PATH = re.compile(r"(/patients/)[^/?#\s]+")
+
+
+def _clean(key: str | None, value: Any) -> Any:
+    if key is not None and key not in _STRUCTURAL and is_identifier_key(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(None, v) for v in value]
+    if isinstance(value, str) and "/patients/" in value:
+        return _PATIENT_PATH.sub(r"\1{patient_id}", value)
+    return value
 
 
 def scrub_identifiers(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Drop the values of identifier keys, at any depth of dicts and lists."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: (REDACTED if k in IDENTIFIER_KEYS else clean(v)) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        return value
-
+    """Drop identifier and free-text values, at any depth, and mask patient ids in paths."""
     for key in list(event_dict):
-        if key in IDENTIFIER_KEYS:
-            event_dict[key] = REDACTED
-        else:
-            event_dict[key] = clean(event_dict[key])
+        event_dict[key] = _clean(key, event_dict[key])
     return event_dict
 
 
+class _StderrLoggerFactory:
+    """Writes to the *current* ``sys.stderr`` (or a given stream), resolved per logger, not at configure time."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(file=self._stream or sys.stderr)
+
+
 def configure_logging(*, level: str = "INFO", json: bool = True, stream: TextIO | None = None) -> None:
-    """Configure structlog and the standard library logging once, for the whole process."""
+    """Configure structlog once for the whole process."""
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        tracebacks,
         scrub_identifiers,
-        structlog.processors.dict_tracebacks,
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False),
     ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=_StderrLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
 

@@ -22,6 +22,9 @@ from types import MappingProxyType
 from typing import Any
 
 from nudge_engine.domain.errors import InvalidInput
+from nudge_engine.domain.identifiers import IDENTIFIER_KEYS, IDENTIFIER_WORDS, is_identifier_key
+
+__all__ = ["IDENTIFIER_KEYS", "IDENTIFIER_WORDS", "ActorRole", "AuditEvent", "EventType"]
 
 
 class EventType(StrEnum):
@@ -70,20 +73,7 @@ class ActorRole(StrEnum):
 
 
 # Words that, as a part of a details key, name an identifier or free text (HIPAA Safe Harbor).
-IDENTIFIER_WORDS = frozenset(
-    {
-        "name", "names", "given", "family", "maiden", "initials", "address", "addresses", "street", "line",
-        "city", "county", "zip", "postal", "postcode", "geo", "gps", "latitude", "longitude", "phone",
-        "telecom", "fax", "mobile", "email", "mail", "ssn", "mrn", "birth", "birthdate", "dob", "born",
-        "death", "deceased", "identifier", "identifiers", "passport", "licence", "license", "insurance",
-        "beneficiary", "account", "certificate", "vehicle", "plate", "serial", "device", "url",
-        "uri", "ip", "biometric", "fingerprint", "photo", "image", "face", "comment", "comments", "note",
-        "notes", "text", "free", "description", "message", "body", "title", "external",
-        "source", "password", "secret", "token", "query", "path",
-    }
-)  # fmt: skip
-# Whole keys refused as well (the patient app's own id must never enter the trail).
-IDENTIFIER_KEYS = frozenset({"patient_id", "source_id", "external_id", "record_numbers", "birth_date"})
+
 
 # Record field names may not reappear as details keys (at any depth): each field's key then occurs
 # exactly once in a record's canonical bytes, so no edit can shift text from one field into another
@@ -112,7 +102,7 @@ def _check_key(key: object, where: str) -> str:
         raise InvalidInput(f"audit details: key {where}{key!r} must be snake_case ASCII")
     if key in RESERVED_KEYS:
         raise InvalidInput(f"audit details: key '{where}{key}' is a record field; use the field itself")
-    if key in IDENTIFIER_KEYS or any(word in IDENTIFIER_WORDS for word in key.split("_")):
+    if is_identifier_key(key):
         raise InvalidInput(f"audit details: key '{where}{key}' would hold an identifier or free text")
     return key
 
