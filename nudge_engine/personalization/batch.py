@@ -63,6 +63,9 @@ class PatientBatch:
     events: EventColumns
     pending_review_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
     pending_review_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    # (row, catalog index) pairs the patient asked never to see again ("not right for me").
+    suppressed_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    suppressed_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
 
     def __len__(self) -> int:
         return len(self.patient_idx)
@@ -80,5 +83,9 @@ class PatientBatch:
                 raise InvalidInput(f"PatientBatch: field 'prefs.{name}': wrong length")
         if len(self.events) and (self.events.patient_row.min() < 0 or self.events.patient_row.max() >= n):
             raise InvalidInput("EventColumns: field 'patient_row': outside the batch")
-        if len(self.pending_review_rows) != len(self.pending_review_nudges):
-            raise InvalidInput("PatientBatch: field 'pending_review_nudges': length differs from the rows")
+        for kind in ("pending_review", "suppressed"):
+            rows, nudges = getattr(self, f"{kind}_rows"), getattr(self, f"{kind}_nudges")
+            if len(rows) != len(nudges):
+                raise InvalidInput(f"PatientBatch: field '{kind}_nudges': length differs from the rows")
+            if len(rows) and (rows.min() < 0 or rows.max() >= n):
+                raise InvalidInput(f"PatientBatch: field '{kind}_rows': outside the batch")

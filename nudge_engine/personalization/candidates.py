@@ -26,7 +26,7 @@ class DropReason(StrEnum):
     """Why a candidate nudge did not reach the ready queue (code = position in this list)."""
 
     NOT_ELIGIBLE = "not_eligible"  # programme, target segment, locale or validity window
-    OPTED_OUT = "opted_out"  # the patient opted out of the category or of all nudges
+    OPTED_OUT = "opted_out"  # the patient opted out of the category, of all nudges, or of this nudge
     PENDING_REVIEW = "pending_review"  # already waiting for a clinician's decision
     COOLDOWN = "cooldown"  # delivered within the nudge's cooldown
     CAPPED = "capped"  # daily or weekly cap (overall or per category) reached in the local calendar
@@ -115,7 +115,10 @@ def candidates(
         reason[(reason == SURVIVES) & mask] = REASON_CODE[why]
 
     drop(~eligibility(batch, catalog, membership, segment_ids, now_s), DropReason.NOT_ELIGIBLE)
-    drop(prefs.opted_out_all[:, None] | prefs.opted_out_categories[:, cat], DropReason.OPTED_OUT)
+    opted_out = prefs.opted_out_all[:, None] | prefs.opted_out_categories[:, cat]
+    if len(batch.suppressed_rows):
+        opted_out[batch.suppressed_rows, batch.suppressed_nudges] = True
+    drop(opted_out, DropReason.OPTED_OUT)
     if len(batch.pending_review_rows):
         pending = np.zeros((n_p, n_n), dtype=bool)
         pending[batch.pending_review_rows, batch.pending_review_nudges] = True

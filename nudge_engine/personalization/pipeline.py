@@ -7,6 +7,7 @@ for the pairs that survived eligibility and burden checks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
@@ -36,8 +37,13 @@ def plan_batch(
     rng: np.random.Generator,
     per_patient: int = 3,
     review_per_patient: int = 1,
+    extra_components: Mapping[str, npt.NDArray[np.float64]] | None = None,
 ) -> BatchPlan:
-    """The plan for every patient of ``batch`` at ``now`` (timezone-aware)."""
+    """The plan for every patient of ``batch`` at ``now`` (timezone-aware).
+
+    ``extra_components`` are further (patients × nudges) score components; each is weighted by the
+    policy's weight of that name (0 when it has none) and recorded with the decision.
+    """
     if now.tzinfo is None:
         raise InvalidInput("plan_batch: field 'now': needs a time zone")
     batch.validate()
@@ -65,7 +71,7 @@ def plan_batch(
     inp = RankingInput(
         behaviour=behaviour, membership=membership, segment_ids=segments.ids,
         nudge_ids=catalog.ids, nudge_category=catalog.category_code, priority=catalog.priority,
-        permitted=permitted, caution=caution,
+        permitted=permitted, caution=caution, extra=dict(extra_components or {}),
     )
     ranking = policy.rank(inp, rng=rng, k=per_patient)
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from nudge_engine.domain.errors import InvalidInput
 from nudge_engine.personalization.bandit import LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.context import context_matrix
@@ -54,6 +55,8 @@ class RankingInput:
     priority: npt.NDArray[np.float64]  # (N,) catalog priority 0..10
     permitted: npt.NDArray[np.bool_]  # (P, N) guardrails allow (deliver or deliver with caution)
     caution: npt.NDArray[np.bool_]  # (P, N) a rule attached a caution
+    # Further deterministic components computed by the caller (agenda priority, freshness, ...), (P, N) each.
+    extra: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,10 @@ class RankingPolicy:
             parts[Component.PREDICTED] = pm
             pred_std = np.where(inp.caution | self.greedy, 0.0, ps)
             std = abs(w[Component.PREDICTED]) * pred_std
+        for name, value in inp.extra.items():
+            if name in parts:
+                raise InvalidInput(f"RankingInput: field 'extra.{name}': clashes with a built-in component")
+            parts[name] = np.asarray(value, dtype=np.float64)
         for name, value in parts.items():
             mean = mean + w[name] * value
         return Scores(mean, std, parts, pred_std)

@@ -37,6 +37,7 @@ class ServePrefs:
     opted_out_categories: Collection[Category] = field(default_factory=frozenset)
     max_per_day: int | None = None
     max_per_week: int | None = None
+    suppressed_nudges: Collection[str] = field(default_factory=frozenset)  # "not right for me"
 
 
 def serve_time_check(
@@ -53,7 +54,7 @@ def serve_time_check(
     if i is None or not (catalog.valid_from_s[i] <= now_s < catalog.valid_until_s[i]):
         return DropReason.NOT_ELIGIBLE
     entry = catalog.entries[i]
-    if prefs.opted_out_all or entry.category in prefs.opted_out_categories:
+    if prefs.opted_out_all or entry.category in prefs.opted_out_categories or nudge_id in prefs.suppressed_nudges:
         return DropReason.OPTED_OUT
     cooldown = timedelta(seconds=int(catalog.cooldown_s[i]))
     if any(d.nudge_id == nudge_id and now - cooldown < d.at <= now for d in deliveries):

@@ -28,8 +28,15 @@ class FakeGuardrails:
     * DT-04: vitamin_k_rich on warfarin -> caution
     """
 
-    def __init__(self, catalog: Catalog, flags: dict[str, npt.NDArray[np.bool_]], warfarin: npt.NDArray[np.bool_]):
-        self.flags, self.warfarin = flags, warfarin
+    def __init__(
+        self,
+        catalog: Catalog,
+        flags: dict[str, npt.NDArray[np.bool_]],
+        warfarin: npt.NDArray[np.bool_],
+        *,
+        first_idx: int = 0,
+    ) -> None:
+        self.flags, self.warfarin, self.first_idx = flags, warfarin, first_idx
         self.calls: list[int] = []
         tags = [set(e.tags) for e in catalog.entries]
         self.sauna_beer = np.array([{"sauna", "alcohol_permissive"} <= t for t in tags])
@@ -40,6 +47,7 @@ class FakeGuardrails:
 
     def decide(self, patient_idx: npt.NDArray[np.int64], nudge_idx: npt.NDArray[np.int32]) -> GuardrailBatch:
         self.calls.append(len(patient_idx))
+        patient_idx = patient_idx - self.first_idx
         f = {k: v[patient_idx] for k, v in self.flags.items()}
         n = len(patient_idx)
         rules = [

@@ -194,3 +194,18 @@ def test_quiet_hours_end_is_local_on_the_night_of_a_dst_change(zone: str, day: i
     end = datetime.fromtimestamp(cand.earliest_s[0, 0], tz)
     assert (end.hour, end.minute) == (8, 0)
     assert end.date() == night.date() + timedelta(days=1)
+
+
+def test_a_nudge_the_patient_rejected_is_suppressed_for_them_only() -> None:
+    from dataclasses import replace
+
+    now = _at(2025, 6, 4, 12)
+    i = CATALOG.index["stress-4-7-8"]
+    batch = replace(one_patient(), suppressed_rows=np.array([0], np.int32), suppressed_nudges=np.array([i], np.int32))
+    cand = plan_candidates(batch, now)
+    assert reason(cand, "stress-4-7-8") is DropReason.OPTED_OUT
+    assert reason(cand, "stress-nature-break") is None
+    prefs = ServePrefs(suppressed_nudges={"stress-4-7-8"})
+    assert serve_time_check("stress-4-7-8", catalog=CATALOG, prefs=prefs, deliveries=[], now=now) is (
+        DropReason.OPTED_OUT
+    )

@@ -116,3 +116,21 @@ def test_evaluate_simulate_prints_estimates_beside_the_truth() -> None:
     assert doc["logging_policy"] == "random" and doc["rows"] == 2000
     policies = {p["policy"]: p for p in doc["policies"]}
     assert policies["random"]["estimates"]["ips"]["value"] == pytest.approx(policies["random"]["truth"], rel=0.15)
+
+
+def test_retraining_from_logged_decisions_adds_to_the_previous_version(world: World) -> None:
+    from datetime import UTC, datetime
+
+    from nudge_engine.personalization.training import retrain
+
+    _, logged = logged_from_simulation(world, run(world, {"l": RankingRunner(PolicyKind.RANDOM, world)},
+                                                  n_decisions=4000, seed=8)["l"])
+    first, second = logged.subset(np.arange(2000)), logged.subset(np.arange(2000, 4000))
+    t1, t2 = datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC)
+    v1 = retrain(first, now=t1)
+    v2 = retrain(second, now=t2, baseline=v1.baseline, bandit=v1.bandit)
+    at_once = retrain(logged, now=t2)
+    assert np.allclose(v2.bandit.mean, at_once.bandit.mean) and v2.bandit.version != v1.bandit.version
+    assert v2.bandit.counts.sum() == 4000 and v2.baseline.nudge_delivered.sum() == 4000
+    weighted = retrain(logged, now=t2, weight_by_propensity=True)
+    assert weighted.bandit.version != at_once.bandit.version

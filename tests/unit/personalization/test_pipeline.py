@@ -121,3 +121,22 @@ def test_starvation_report_lists_eligible_patients_without_deliveries() -> None:
     expected = set(plan.patient_idx[(plan.eligible_count > 0) & (plan.days_since_delivery >= 3)].tolist())
     assert rows == expected and rows
     assert all(r.reasons for r in report)
+
+
+def test_extra_components_join_the_score_with_their_weight() -> None:
+    batch, flags, warfarin = synthetic_batch(200, CATALOG, now=NOW, rng=np.random.default_rng(4))
+    guard = FakeGuardrails(CATALOG, flags, warfarin)
+    agenda = np.zeros((200, len(CATALOG)))
+    agenda[:, CATALOG.index["stress-box-breathing"]] = 10.0
+    base = SegmentBaseline.empty(SEGMENTS.ids, CATALOG.ids)
+    from nudge_engine.personalization.scoring import ScoreWeights
+
+    weights = ScoreWeights({"predicted": 0.0, "baseline": 1.0, "priority": 0.0, "agenda": 1.0})
+    policy = RankingPolicy(PolicyKind.BASELINE, base, weights=weights, exploration_floor=0.0)
+    plan = plan_batch(batch, CATALOG, SEGMENTS, policy, guard, now=NOW, rng=np.random.default_rng(4),
+                      extra_components={"agenda": agenda})
+    top = plan.chosen_rank == 0
+    permitted_rows = plan.permitted[:, CATALOG.index["stress-box-breathing"]]
+    assert (plan.chosen_nudge[top][permitted_rows[plan.chosen_row[top]]] == CATALOG.index["stress-box-breathing"]).all()
+    record = plan.components_record(int(np.flatnonzero(top)[0]))
+    assert record["components"]["agenda"]["weight"] == 1.0

@@ -1,0 +1,67 @@
+"""Retraining: new model versions from logged (context, action, reward, propensity) decisions.
+
+The scheduled retraining job loads the decisions served since the last model, with their outcome
+(reward), as :class:`LoggedDecisions`, and calls :func:`retrain`. Both models keep sufficient
+statistics, so retraining adds the new rows to the previous version's evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from nudge_engine.personalization.bandit import BanditParams, LinearThompson
+from nudge_engine.personalization.baseline import SegmentBaseline
+from nudge_engine.personalization.context import context_matrix, context_names
+from nudge_engine.personalization.ope import LoggedDecisions
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedModels:
+    baseline: SegmentBaseline
+    bandit: LinearThompson
+    rows: int
+
+
+def retrain(
+    logged: LoggedDecisions,
+    *,
+    now: datetime,
+    baseline: SegmentBaseline | None = None,
+    bandit: LinearThompson | None = None,
+    params: BanditParams | None = None,
+    weight_by_propensity: bool = False,
+    max_weight: float = 20.0,
+) -> TrainedModels:
+    """Add the logged rows to the previous models (or to empty ones) and return the new versions.
+
+    Thompson sampling learns correctly from its own decisions without weights. ``weight_by_propensity``
+    re-weights rows by 1/propensity (capped at ``max_weight``) for data logged by another policy.
+    """
+    logged.validate()
+    base = baseline or SegmentBaseline.empty(logged.segment_ids, logged.nudge_ids)
+    base_actions = _positions(base.nudge_ids, logged.nudge_ids)[logged.action]
+    keep = base_actions >= 0
+    member = logged.membership.astype(np.float64) @ base.align(logged.segment_ids).astype(np.float64) > 0
+    new_base = base.fit(member[keep], base_actions[keep], logged.reward[keep], now=now)
+
+    model = bandit or LinearThompson(
+        context_names(logged.segment_ids), logged.nudge_ids, logged.nudge_category, params=params
+    )
+    arm = _positions(model.arm_ids, logged.nudge_ids)
+    if (arm < 0).any():
+        model = model.reindexed(logged.nudge_ids, logged.nudge_category)
+        arm = np.arange(len(logged.nudge_ids))
+    x = context_matrix(model.feature_names, behaviour=logged.behaviour, membership=logged.membership,
+                       segment_ids=logged.segment_ids)
+    weights = np.minimum(1.0 / logged.propensity, max_weight) if weight_by_propensity else None
+    new_bandit = model.update(x, arm[logged.action], logged.reward, weights=weights, now=now)
+    return TrainedModels(new_base, new_bandit, len(logged))
+
+
+def _positions(model_ids: tuple[str, ...], ids: tuple[str, ...]) -> npt.NDArray[np.intp]:
+    index = {a: i for i, a in enumerate(model_ids)}
+    return np.array([index.get(n, -1) for n in ids], dtype=np.intp)
