@@ -102,7 +102,8 @@ def write_csv(records: Iterator[dict[str, Any]], out: IO[str]) -> int:
 _ACTIONS: dict[str, tuple[str, str]] = {
     "built": ("C", "originate"), "blocked": ("E", "verify"), "queued": ("C", "originate"),
     "superseded": ("U", "deprecate"), "approved": ("U", "attest"), "rejected": ("U", "attest"),
-    "expired": ("U", "deprecate"), "escalated": ("U", "amend"), "served": ("R", "transmit"),
+    "expired": ("U", "deprecate"), "escalated": ("U", "amend"),
+    "identifiers_viewed": ("R", "access"), "served": ("R", "transmit"),
     "delivered": ("R", "transmit"), "opened": ("R", "access"), "dismissed": ("U", "amend"),
     "completed": ("U", "amend"), "activity": ("C", "receive"), "imported": ("C", "receive"),
     "enrolled": ("C", "receive"), "context_replaced": ("U", "receive"), "erased": ("D", "destroy"),

@@ -40,6 +40,7 @@ class EventType(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     ESCALATED = "escalated"
+    IDENTIFIERS_VIEWED = "identifiers_viewed"  # a clinician saw a patient's decrypted identifiers
     # serving and patient events
     SERVED = "served"
     DELIVERED = "delivered"
