@@ -8,7 +8,7 @@ for the pairs that survived eligibility and burden checks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,17 @@ from nudge_engine.personalization.ranking import RankingInput, RankingPolicy
 from nudge_engine.personalization.segments import SegmentModel
 
 _NOT_ASKED = np.int8(-1)
+
+
+def event_windows(catalog: Catalog, segments: SegmentModel) -> tuple[timedelta, timedelta]:
+    """How far back the build must load events: (all event types, 'delivered' events only).
+
+    Features and caps need every event of the feature window (at least the current local week);
+    cooldowns need only past deliveries, as far back as the longest cooldown in the catalog.
+    """
+    every = timedelta(days=max(segments.spec.features.history_days, 8))
+    delivered = max(every, timedelta(seconds=int(catalog.cooldown_s.max(initial=0))))
+    return every, delivered
 
 
 def plan_batch(
