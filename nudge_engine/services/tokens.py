@@ -186,18 +186,26 @@ class TokenService:
             rows = uow.session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.id))
             return [_info(r) for r in rows]
 
-    def authenticate(self, secret: str) -> Principal | AuthFailure:
-        """The principal behind ``secret``, or why it is refused."""
+    def cached(self, secret: str) -> Principal | AuthFailure | None:
+        """The answer without touching the database (a malformed token, or a recent successful look-up)."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
             return AuthFailure.MALFORMED
+        hit = self._cache.get(hash_token(secret))
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        principal = hit[1]
+        if principal.expires_at is not None and principal.expires_at <= self._clock():
+            return None
+        return principal
+
+    def authenticate(self, secret: str) -> Principal | AuthFailure:
+        """The principal behind ``secret``, or why it is refused."""
+        known = self.cached(secret)
+        if known is not None:
+            return known
         digest = hash_token(secret)
         now = self._clock()
         tick = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > tick:
-            principal = cached[1]
-            if principal.expires_at is None or principal.expires_at > now:
-                return principal
         with self._uow_factory() as uow:
             row = uow.session.execute(
                 select(ApiTokenRow.id, ApiTokenRow.role, ApiTokenRow.expires_at, ApiTokenRow.revoked_at).where(

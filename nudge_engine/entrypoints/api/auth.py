@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
@@ -36,16 +37,19 @@ class RoleRequirement:
         if not self.roles:
             raise ValueError("a route must admit at least one role")
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
+        # async: no thread hop per request; a token not in the short-lived cache is looked up in a thread.
         if credentials is None:
             request.state.denial_reason = AuthFailure.MISSING.value
             raise Unauthenticated()
         tokens: TokenService = request.app.state.services.tokens
-        result = tokens.authenticate(credentials.credentials)
+        result = tokens.cached(credentials.credentials)
+        if result is None:
+            result = await anyio.to_thread.run_sync(tokens.authenticate, credentials.credentials)
         if isinstance(result, AuthFailure):
             request.state.denial_reason = result.value
             raise Unauthenticated()

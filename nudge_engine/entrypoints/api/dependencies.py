@@ -27,6 +27,7 @@ class ApiServices:
     guardrails: GuardrailPort | None
 
 
-def get_services(request: Request) -> ApiServices:
+async def get_services(request: Request) -> ApiServices:
+    """async: FastAPI would run a plain function in a worker thread, one hop per request for nothing."""
     services: ApiServices = request.app.state.services
     return services

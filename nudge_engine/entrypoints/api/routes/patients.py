@@ -103,7 +103,7 @@ def record_event(
     return EventRead.model_validate(recorded.body)
 
 
-def fhir_json(request: Request) -> None:
+async def fhir_json(request: Request) -> None:
     """Accept ``application/fhir+json`` and ``application/json`` bodies only."""
     header = request.headers.get("content-type")
     if header is None:
