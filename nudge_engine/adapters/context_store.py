@@ -201,46 +201,69 @@ def _mo(at: Any, date_only: bool) -> Moment | None:
 
 
 def _collect(session: Session, chunk: Sequence[str], out: dict[str, dict[str, list[Any]]]) -> None:
-    for r in session.scalars(select(ConditionRow).where(ConditionRow.patient_id.in_(chunk))):
-        out[r.patient_id]["conditions"].append(
-            (r.resource_id, Condition(
-                codings=(Coding(r.system, r.code, r.display),), clinical_status=r.clinical_status,
-                verification_status=r.verification_status, onset=_mo(r.onset_at, r.onset_date_only),
-                abatement=_mo(r.abatement_at, r.abatement_date_only),
-                recorded=_mo(r.recorded_at, r.recorded_date_only), source_id=r.resource_id,
+    """Column selects (no ORM instances): the build loads millions of these rows."""
+    c = ConditionRow
+    for rc in session.execute(
+        select(c.patient_id, c.resource_id, c.system, c.code, c.display, c.clinical_status, c.verification_status,
+               c.onset_at, c.onset_date_only, c.abatement_at, c.abatement_date_only, c.recorded_at,
+               c.recorded_date_only).where(c.patient_id.in_(chunk))
+    ):
+        out[rc.patient_id]["conditions"].append(
+            (rc.resource_id, Condition(
+                codings=(Coding(rc.system, rc.code, rc.display),), clinical_status=rc.clinical_status,
+                verification_status=rc.verification_status, onset=_mo(rc.onset_at, rc.onset_date_only),
+                abatement=_mo(rc.abatement_at, rc.abatement_date_only),
+                recorded=_mo(rc.recorded_at, rc.recorded_date_only), source_id=rc.resource_id,
             ))
         )
-    for p in session.scalars(select(ProcedureRow).where(ProcedureRow.patient_id.in_(chunk))):
-        out[p.patient_id]["procedures"].append(
-            (p.resource_id, Procedure(
-                codings=(Coding(p.system, p.code, p.display),), status=p.status,
-                performed=_mo(p.performed_at, p.performed_date_only), source_id=p.resource_id,
+    p = ProcedureRow
+    for rp in session.execute(
+        select(p.patient_id, p.resource_id, p.system, p.code, p.display, p.status, p.performed_at,
+               p.performed_date_only).where(p.patient_id.in_(chunk))
+    ):
+        out[rp.patient_id]["procedures"].append(
+            (rp.resource_id, Procedure(
+                codings=(Coding(rp.system, rp.code, rp.display),), status=rp.status,
+                performed=_mo(rp.performed_at, rp.performed_date_only), source_id=rp.resource_id,
             ))
         )
-    for m in session.scalars(select(MedicationRow).where(MedicationRow.patient_id.in_(chunk))):
-        out[m.patient_id]["medications"].append(
-            (m.resource_id, Medication(
-                codings=(Coding(m.system, m.code, m.display),), status=m.status,
-                start=_mo(m.start_at, m.start_date_only), end=_mo(m.end_at, m.end_date_only),
-                resource_type=m.resource_type, source_id=m.resource_id,
+    m = MedicationRow
+    for rm in session.execute(
+        select(m.patient_id, m.resource_id, m.resource_type, m.system, m.code, m.display, m.status, m.start_at,
+               m.start_date_only, m.end_at, m.end_date_only).where(m.patient_id.in_(chunk))
+    ):
+        out[rm.patient_id]["medications"].append(
+            (rm.resource_id, Medication(
+                codings=(Coding(rm.system, rm.code, rm.display),), status=rm.status,
+                start=_mo(rm.start_at, rm.start_date_only), end=_mo(rm.end_at, rm.end_date_only),
+                resource_type=rm.resource_type, source_id=rm.resource_id,
             ))
         )
-    for o in session.scalars(select(ObservationRow).where(ObservationRow.patient_id.in_(chunk))):
-        out[o.patient_id]["observations"].append(
+    o = ObservationRow
+    for ro in session.execute(
+        select(o.patient_id, o.resource_id, o.system, o.code, o.display, o.status, o.effective_at,
+               o.effective_date_only, o.value_num, o.value_unit, o.value_code_system, o.value_code)
+        .where(o.patient_id.in_(chunk))
+    ):
+        out[ro.patient_id]["observations"].append(
             Observation(
-                codings=(Coding(o.system, o.code, o.display),), status=o.status,
-                effective=_mo(o.effective_at, o.effective_date_only),
-                quantity=Quantity(o.value_num, o.value_unit) if o.value_num is not None else None,
-                value_coding=Coding(o.value_code_system or "", o.value_code) if o.value_code else None,
-                value_string=o.value_string, source_id=o.resource_id,
+                codings=(Coding(ro.system, ro.code, ro.display),), status=ro.status,
+                effective=_mo(ro.effective_at, ro.effective_date_only),
+                quantity=Quantity(ro.value_num, ro.value_unit) if ro.value_num is not None else None,
+                value_coding=Coding(ro.value_code_system or "", ro.value_code) if ro.value_code else None,
+                source_id=ro.resource_id,
             )
         )
-    for f in session.scalars(select(ClinicalFactRow).where(ClinicalFactRow.patient_id.in_(chunk))):
-        out[f.patient_id]["facts"].append(
+    f = ClinicalFactRow
+    for rf in session.execute(
+        select(f.patient_id, f.resource_id, f.kind, f.effective_at, f.effective_date_only, f.value_string,
+               f.value_num, f.value_unit).where(f.patient_id.in_(chunk))
+    ):
+        out[rf.patient_id]["facts"].append(
             ClinicalFact(
-                kind=f.kind, effective=_mo(f.effective_at, f.effective_date_only), value_string=f.value_string,
-                quantity=Quantity(f.value_num, f.value_unit) if f.value_num is not None else None,
-                source_id=f.resource_id,
+                kind=rf.kind, effective=_mo(rf.effective_at, rf.effective_date_only), value_string=rf.value_string,
+                quantity=Quantity(rf.value_num, rf.value_unit) if rf.value_num is not None else None,
+                source_id=rf.resource_id,
             )
         )
 

@@ -42,8 +42,8 @@ def read_safely(feature: Feature, ctx: PatientView, at: datetime) -> tuple[Readi
         return Reading(math.nan, undefined=True, evidence=(f"evaluation error: {exc.__class__.__name__}",)), True
 
 
-class _Reads:
-    """Each feature read at most once per decision."""
+class PatientReads:
+    """Each feature of one patient read at most once, at one time; shareable across that patient's nudges."""
 
     __slots__ = ("at", "cache", "ctx", "errors")
 
@@ -65,9 +65,15 @@ class _Reads:
         return found
 
 
-def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: datetime) -> Decision:
-    """Decide one (patient, nudge) pair at ``at`` (an aware datetime)."""
-    reads = _Reads(ctx, utc(at))
+def decide(
+    ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: datetime, *, reads: PatientReads | None = None
+) -> Decision:
+    """Decide one (patient, nudge) pair at ``at`` (an aware datetime).
+
+    ``reads`` lets a caller deciding many nudges for the same patient and time read each feature once.
+    """
+    if reads is None or reads.ctx.ctx is not ctx or reads.at != utc(at):
+        reads = PatientReads(ctx, utc(at))
     fired: list[FiredRule] = []
     escalation = Escalation.NONE
     for rule, targeted in ruleset.targeted(nudge):
@@ -93,7 +99,7 @@ def decide(ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: date
 
 
 def _rule(
-    rule: CompiledRule, targeted: tuple[CompiledBranch, ...], reads: _Reads
+    rule: CompiledRule, targeted: tuple[CompiledBranch, ...], reads: PatientReads
 ) -> tuple[FiredRule | None, int]:
     for feature in rule.features:  # read them all, so a failing read fails the rule as in the batch
         reads(feature)

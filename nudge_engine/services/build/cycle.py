@@ -37,6 +37,7 @@ from nudge_engine.adapters.shards import (
 )
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit.trail import AuditTrail
+from nudge_engine.domain.errors import NotFound
 from nudge_engine.guardrails.columns import NudgeColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.logs import get_logger
@@ -148,10 +149,16 @@ class BuildCycle:
             uow.commit()
         return cycle_id, now, False
 
-    def run(self, *, progress: Callable[[int, int], None] | None = None) -> CycleSummary:
-        """Build shards until none is left; ``progress(done, total)`` after each shard."""
+    def run(
+        self, *, progress: Callable[[int, int], None] | None = None, join: str | None = None
+    ) -> CycleSummary:
+        """Build shards until none is left; ``progress(done, total)`` after each shard.
+
+        ``join`` names a cycle to help build (another worker started it); by default the unfinished
+        cycle is resumed, or a new one started.
+        """
         started = time.perf_counter()
-        cycle_id, as_of, resumed = self.start_or_resume()
+        cycle_id, as_of, resumed = self._join(join) if join else self.start_or_resume()
         summary = CycleSummary(cycle_id, resumed)
         log.info("build_cycle_started", cycle=cycle_id, resumed=resumed, worker=self.worker)
         while self._build_one_shard(cycle_id, as_of, summary):
@@ -165,6 +172,13 @@ class BuildCycle:
         log.info("build_cycle_done", cycle=cycle_id, finished=summary.finished, patients=summary.patients,
                  shards=summary.shards_built, seconds=round(summary.seconds, 2))
         return summary
+
+    def _join(self, cycle_id: str) -> tuple[str, datetime, bool]:
+        with self.uow_factory() as uow:
+            as_of = uow.session.scalar(select(BuildCycleRow.as_of).where(BuildCycleRow.id == cycle_id))
+        if as_of is None:
+            raise NotFound(f"build cycle {cycle_id} does not exist")
+        return cycle_id, as_of, True
 
     def _shard_progress(self, cycle_id: str) -> tuple[int, int]:
         from nudge_engine.adapters.orm import BuildShardRow

@@ -1,14 +1,17 @@
 """The guardrail layer behind the personalization's port, for one shard.
 
-Every (patient, nudge) decision comes from the columnar batch evaluator. Pairs it flags (caution,
-review, block) are explained again with the per-request evaluator to get the evidence; where
-the two ever disagreed, the more severe answer stands (fail closed).
+Every (patient, nudge) decision, its fired rules and its escalation come from the columnar batch
+evaluator. Evidence and caution texts come from the per-request evaluator, asked only for the pairs
+that need them (flagged pairs the plan keeps), once per (patient, group of nudges with identical
+rule targets), sharing the patient's feature reads. Where the per-request answer is ever more
+severe than the batch's, the more severe one stands (fail closed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -19,17 +22,43 @@ from nudge_engine.guardrails.batch import evaluate_batch
 from nudge_engine.guardrails.columns import NudgeColumns, PatientColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.decision import Decision, Outcome
-from nudge_engine.guardrails.evaluate import decide
+from nudge_engine.guardrails.evaluate import PatientReads, decide
 from nudge_engine.personalization.guardrail_port import GuardDecision, GuardrailBatch
 
-_LEVEL = {Outcome.DELIVER: GuardDecision.DELIVER, Outcome.REVIEW: GuardDecision.REVIEW,
-          Outcome.BLOCK: GuardDecision.BLOCK}
+_ESCALATION = {0: None, 1: "urgent_clinical", 2: "crisis"}
+_SEVERITY = {Outcome.DELIVER: GuardDecision.DELIVER, Outcome.REVIEW: GuardDecision.REVIEW,
+             Outcome.BLOCK: GuardDecision.BLOCK}
 
 
 def _level(decision: Decision) -> int:
     if decision.decision is Outcome.DELIVER and decision.caution:
         return int(GuardDecision.CAUTION)
-    return int(_LEVEL[decision.decision])
+    return int(_SEVERITY[decision.decision])
+
+
+class _LazyCaution(Sequence[tuple[str, ...]]):
+    """Caution texts per asked pair, explained only for the pairs somebody reads."""
+
+    def __init__(self, guard: ShardGuardrails, patients: npt.NDArray[np.int64], nudges: npt.NDArray[np.int32],
+                 levels: npt.NDArray[np.int8]) -> None:
+        self._guard, self._patients, self._nudges, self._levels = guard, patients, nudges, levels
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[str, ...]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, ...] | Sequence[tuple[str, ...]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if self._levels[index] != GuardDecision.CAUTION:
+            return ()
+        return self._guard.explain(int(self._patients[index]), int(self._nudges[index])).caution
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        return (self[i] for i in range(len(self)))
 
 
 class ShardGuardrails:
@@ -48,37 +77,51 @@ class ShardGuardrails:
         self.contexts = contexts
         self.nudges = nudges
         self.as_of = as_of
-        self.levels = evaluate_batch(PatientColumns.from_contexts(contexts, as_of, ruleset), nudge_columns, ruleset
-                                     ).levels()
-        self.explained: dict[tuple[int, int], Decision] = {}
+        self.result = evaluate_batch(PatientColumns.from_contexts(contexts, as_of, ruleset), nudge_columns, ruleset)
+        self.levels = self.result.levels()
+        self._fired_of_group: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._explained: dict[tuple[int, int], Decision] = {}
+        self._reads: dict[int, PatientReads] = {}
 
     def explain(self, patient: int, nudge: int) -> Decision:
-        key = (patient, nudge)
-        if key not in self.explained:
-            self.explained[key] = decide(self.contexts[patient], self.nudges[nudge], self.ruleset, self.as_of)
-        return self.explained[key]
+        """The per-request decision (with evidence) for a pair; shared by nudges with identical targets."""
+        key = (patient, int(self.result.nudge_group[nudge]))
+        found = self._explained.get(key)
+        if found is None:
+            reads = self._reads.get(patient)
+            if reads is None:
+                reads = self._reads[patient] = PatientReads(self.contexts[patient], self.as_of)
+            found = decide(self.contexts[patient], self.nudges[nudge], self.ruleset, self.as_of, reads=reads)
+            self._explained[key] = found
+            # The two evaluators are proven to agree; should they ever not, the more severe answer stands.
+            self.levels[patient, nudge] = max(int(self.levels[patient, nudge]), _level(found))
+        return found
+
+    def _fired(self, patient: int, nudge: int) -> tuple[str, ...]:
+        key = (int(self.result.patient_group[patient]), int(self.result.nudge_group[nudge]))
+        found = self._fired_of_group.get(key)
+        if found is None:
+            column = self.result.rule_levels_grid[:, key[0], key[1]]
+            found = self._fired_of_group[key] = tuple(self.result.rule_ids[r] for r in np.flatnonzero(column > 0))
+        return found
 
     def decide(self, patient_idx: npt.NDArray[np.int64], nudge_idx: npt.NDArray[np.int32]) -> GuardrailBatch:
         levels = self.levels[patient_idx, nudge_idx].astype(np.int8)
-        fired: list[tuple[str, ...]] = []
-        caution: list[tuple[str, ...]] = []
-        escalation: list[str | None] = []
-        for k in range(len(levels)):
-            if levels[k] == GuardDecision.DELIVER:
-                fired.append(())
-                caution.append(())
-                escalation.append(None)
-                continue
-            explained = self.explain(int(patient_idx[k]), int(nudge_idx[k]))
-            levels[k] = max(int(levels[k]), _level(explained))
-            fired.append(tuple(sorted(explained.fired_rules)))
-            caution.append(explained.caution)
-            escalation.append(explained.escalation)
+        escalations = self.result.escalation_grid[
+            self.result.patient_group[patient_idx], self.result.nudge_group[nudge_idx]
+        ]
+        fired: list[tuple[str, ...]] = [()] * len(levels)
+        escalation: list[str | None] = [None] * len(levels)
+        for k in np.flatnonzero(levels).tolist():
+            fired[k] = self._fired(int(patient_idx[k]), int(nudge_idx[k]))
+            if levels[k] >= GuardDecision.REVIEW:
+                escalation[k] = _ESCALATION[int(escalations[k])]
+        caution = _LazyCaution(self, patient_idx, nudge_idx, levels)
         return GuardrailBatch(levels, fired, caution, escalation, ruleset_digest=self.ruleset.digest)
 
     def evidence(self, patient: int, nudge: int) -> tuple[dict[str, object], ...]:
         """Each fired rule of a flagged pair with its action and evidence (for decisions and review items)."""
-        explained = self.explain(patient, nudge)
         return tuple(
-            {"rule": f.rule, "action": f.action, "evidence": list(f.evidence)} for f in explained.fired
+            {"rule": f.rule, "action": f.action, "evidence": list(f.evidence)}
+            for f in self.explain(patient, nudge).fired
         )

@@ -138,6 +138,7 @@ _WORKER = textwrap.dedent(
 
     configure_logging(stream=sys.stderr)
     url, var, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    join = sys.argv[4] if len(sys.argv) > 4 else None
     container = make_container(url, var)
     if mode == "die-on-second-shard":
         real, calls = cycle_module.write_outcomes, {"n": 0}
@@ -147,16 +148,16 @@ _WORKER = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)   # killed mid-transaction, nothing flushed
             return real(*args, **kwargs)
         cycle_module.write_outcomes = write_then_die
-    summary = build_cycle(container, worker=f"w{os.getpid()}", options=BuildOptions(shard_size=15)).run()
+    summary = build_cycle(container, worker=f"w{os.getpid()}", options=BuildOptions(shard_size=15)).run(join=join)
     print(summary.cycle_id, summary.shards_built, summary.patients)
     """
 )
 
 
-def _spawn(database_url: str, var_dir: Path, mode: str) -> subprocess.Popen[str]:
+def _spawn(database_url: str, var_dir: Path, mode: str, join: str | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, database_url, str(var_dir), mode],
+        [sys.executable, "-c", _WORKER, database_url, str(var_dir), mode, *([join] if join else [])],
         cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -185,10 +186,10 @@ def test_a_build_process_killed_mid_cycle_is_finished_by_the_next_run_with_nothi
 def test_two_worker_processes_build_every_patient_exactly_once(
     world: Container, database_url: str, tmp_path: Path
 ) -> None:
-    # Start the cycle first so both workers join the same one.
+    # Start the cycle first and have both workers join it, whichever starts first.
     cycle = build_cycle(world, worker="starter", options=BuildOptions(shard_size=15))
     cycle_id, _, _ = cycle.start_or_resume()
-    workers = [_spawn(database_url, tmp_path / "var", "normal") for _ in range(2)]
+    workers = [_spawn(database_url, tmp_path / "var", "normal", join=cycle_id) for _ in range(2)]
     results = [w.communicate(timeout=300) for w in workers]
     for w, (_, err) in zip(workers, results, strict=True):
         assert w.returncode == 0, err
