@@ -5,6 +5,7 @@ same permitted sets, same batch updates), and the oracle that knows the hidden p
 Targets: bandit above the baseline and MABWiser, and within 10% of the oracle.
 
     .venv/bin/python benchmarks/bench_simulator.py [--decisions 50000] [--patients 6000] [--seed 20250601]
+                                                   [--floor 0.05]
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=50_000)
     parser.add_argument("--patients", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=20250601)
+    parser.add_argument("--floor", type=float, default=0.05, help="exploration floor of the engine's policies")
     args = parser.parse_args()
 
     catalog = load_catalog(PACKAGE_ROOT / "data" / "catalog.yaml")
@@ -85,8 +87,8 @@ def main() -> None:
 
     runners: dict[str, Runner] = {
         "random": RankingRunner(PolicyKind.RANDOM, world),
-        "segment baseline": RankingRunner(PolicyKind.BASELINE, world),
-        "bandit (engine)": RankingRunner(PolicyKind.BANDIT, world),
+        "segment baseline": RankingRunner(PolicyKind.BASELINE, world, exploration_floor=args.floor),
+        "bandit (engine)": RankingRunner(PolicyKind.BANDIT, world, exploration_floor=args.floor),
     }
     try:
         runners["MABWiser LinTS a=1 (default)"] = MabwiserLinTS(world, alpha=1.0, seed=args.seed)
