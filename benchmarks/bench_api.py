@@ -50,7 +50,6 @@ from nudge_engine.adapters.database import make_engine  # noqa: E402
 from nudge_engine.adapters.migrations import upgrade  # noqa: E402
 from nudge_engine.config import Settings  # noqa: E402
 
-READY_PER_PATIENT = 30
 LUA_COMMON = r"""
 local counter = 0
 local ids = {}
@@ -159,7 +158,9 @@ def _bench_catalog(directory: Path) -> Path:
     return path
 
 
-def seed(database_url: str, var_dir: Path, catalog_path: Path, patients: int) -> tuple[str, list[str], list[str]]:
+def seed(
+    database_url: str, var_dir: Path, catalog_path: Path, patients: int, ready: int
+) -> tuple[str, list[str], list[str]]:
     """Migrate, enrol the cohort, queue ready nudges; returns (token, app ids, surrogate ids)."""
     from sqlalchemy import insert
 
@@ -200,9 +201,9 @@ def seed(database_url: str, var_dir: Path, catalog_path: Path, patients: int) ->
         ])
         rows = [
             {"id": new_id(), "patient_id": pid, "nudge_id": servable[(i + k) % len(servable)], "status": "ready",
-             "score": 1.0 - k / READY_PER_PATIENT, "caution": [], "context_version": 1,
+             "score": 1.0 - k / ready, "caution": [], "context_version": 1,
              "ruleset_digest": "sha256:bench", "created_at": now, "expires_at": now + timedelta(days=2)}
-            for i, pid in enumerate(surrogates) for k in range(READY_PER_PATIENT)
+            for i, pid in enumerate(surrogates) for k in range(ready)
         ]
         for start in range(0, len(rows), 5000):
             s.execute(insert(ReadyNudgeRow), rows[start:start + 5000])
@@ -259,8 +260,8 @@ def bench_backend(backend: str, database_url: str, args: argparse.Namespace, wor
     var_dir.mkdir()
     catalog = _bench_catalog(var_dir)
     t0 = time.perf_counter()
-    token, app_ids, surrogates = seed(database_url, var_dir, catalog, args.patients)
-    print(f"[{backend}] seeded {len(app_ids)} patients x {READY_PER_PATIENT} ready nudges in "
+    token, app_ids, surrogates = seed(database_url, var_dir, catalog, args.patients, args.ready)
+    print(f"[{backend}] seeded {len(app_ids)} patients x {args.ready} ready nudges in "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
     (var_dir / "app_ids").write_text("\n".join(app_ids) + "\n")
     (var_dir / "surrogates").write_text("\n".join(surrogates) + "\n")
@@ -306,7 +307,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
-    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--patients", type=int, default=2000, help="cohort size (60 s runs: 5000 or more)")
+    parser.add_argument("--ready", type=int, default=5, help="ready nudges per patient (the build queues a few)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()

@@ -61,7 +61,7 @@ _r = _ready.c
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
 QUEUE = select(  # no JSON columns: decoding every row's caution would cost more than the query
-    _r.id, _r.nudge_id, _r.status, _r.score, _r.created_at, _r.context_version,
+    _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
     _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id,
 ).where(
     _r.patient_id == bindparam("pid"),
@@ -577,7 +577,7 @@ class DeliveryService:
     ) -> ServedNudge | None:
         queue = session.execute(QUEUE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
-        ready = sorted((r for r in queue if r.status == "ready"), key=lambda r: (-r.score, r.created_at, r.id))
+        ready = sorted((r for r in queue if r.status == "ready"), key=lambda r: (-r.score, r.id))
         live: list[Any] = []
         for r in ready:
             if r.expires_at <= now:
