@@ -58,8 +58,8 @@ def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-    healthz = re.search(r'nudge_http_request_duration_seconds_count\{method="GET",route="/healthz",status="200"\} (\S+)',
-                        metrics)
+    count = r'nudge_http_request_duration_seconds_count\{method="GET",route="/healthz",status="200"\} (\S+)'
+    healthz = re.search(count, metrics)
     assert healthz is not None and float(healthz.group(1)) == 20.0
     assert "app-canary-4417" not in log.read_text()
     assert "app-canary-4417" not in metrics
