@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 from fastapi import APIRouter, FastAPI
 
+from clinical_review.routes import router as review_router
 from nudge_engine.bootstrap import Container
 from nudge_engine.domain.errors import ConfigurationError, NudgeEngineError
 from nudge_engine.entrypoints.api.auth import undeclared_routes
@@ -42,6 +43,7 @@ from nudge_engine.services.tokens import TokenService
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     patients.router,
+    review_router,
 )
 
 if TYPE_CHECKING:

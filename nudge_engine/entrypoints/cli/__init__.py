@@ -31,6 +31,7 @@ _SUBAPPS = {
     "patients": "Patient-level operations such as erasure.",
     "tokens": "API tokens for the HTTP API.",
     "catalog": "Validate the nudge catalog and programmes.",
+    "clinicians": "Accounts for the clinician review pages.",
 }
 for _name, _help in _SUBAPPS.items():
     try:
