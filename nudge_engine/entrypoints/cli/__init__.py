@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from nudge_engine.entrypoints.cli import build, data, db
+from nudge_engine.entrypoints.cli import build, data, db, serve
 
 app = typer.Typer(
     name="nudge-engine",
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 data.register(app)
 app.command("build")(build.build_cmd)
+app.command("serve")(serve.serve_cmd)
 
 # Sub-apps owned by their feature packages; mounted when present.
 _SUBAPPS = {
@@ -32,6 +33,7 @@ _SUBAPPS = {
     "tokens": "API tokens for the HTTP API.",
     "catalog": "Validate the nudge catalog and programmes.",
     "clinicians": "Accounts for the clinician review pages.",
+    "evaluate": "Estimate a policy's value offline (IPS, SNIPS, doubly robust) or in the simulator.",
 }
 for _name, _help in _SUBAPPS.items():
     try:

@@ -43,7 +43,7 @@ from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.logs import get_logger
 from nudge_engine.personalization.candidates import REASONS, DropReason
 from nudge_engine.personalization.catalog import Catalog, catalog_digest
-from nudge_engine.personalization.pipeline import plan_batch
+from nudge_engine.personalization.pipeline import event_windows, plan_batch
 from nudge_engine.personalization.plan import BatchPlan
 from nudge_engine.personalization.ranking import RankingPolicy
 from nudge_engine.personalization.segments import SegmentModel
@@ -131,6 +131,7 @@ class BuildCycle:
         self.nudges = catalog.nudges()
         self.nudge_columns = NudgeColumns.from_nudges(self.nudges, ruleset)
         self.catalog_digest = catalog_digest(catalog)
+        self.windows = event_windows(catalog, segments)
 
     # ------------------------------------------------------------------ cycle
     def start_or_resume(self) -> tuple[str, datetime, bool]:
@@ -205,7 +206,7 @@ class BuildCycle:
 
     # ------------------------------------------------------------------ shard
     def build_shard(self, session: Session, claim: ShardClaim, as_of: datetime, summary: CycleSummary) -> None:
-        loaded = load_shard(session, claim, as_of=as_of, catalog=self.catalog)
+        loaded = load_shard(session, claim, as_of=as_of, catalog=self.catalog, windows=self.windows)
         if not loaded.patient_ids:
             return
         guard = ShardGuardrails(self.ruleset, loaded.contexts, self.nudges, self.nudge_columns, as_of=as_of)

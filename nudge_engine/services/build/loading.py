@@ -18,8 +18,6 @@ from nudge_engine.personalization.catalog import CATEGORIES, Catalog
 from nudge_engine.personalization.events import EventColumns
 from nudge_engine.services.build.flags import segment_flags
 
-HISTORY = timedelta(days=35)  # longest feature window (28 d) plus the longest cooldown
-
 
 @dataclass(frozen=True)
 class LoadedShard:
@@ -34,8 +32,14 @@ def _minutes_of(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def load_shard(session: Session, claim: ShardClaim, *, as_of: datetime, catalog: Catalog) -> LoadedShard:
-    """Living, not-erased patients of the shard, their context, preferences, recent events, open reviews."""
+def load_shard(
+    session: Session, claim: ShardClaim, *, as_of: datetime, catalog: Catalog, windows: tuple[timedelta, timedelta]
+) -> LoadedShard:
+    """Living, not-erased patients of the shard, their context, preferences, recent events, open reviews.
+
+    ``windows`` is how far back to read events: (every type, deliveries only) — see ``event_windows``.
+    """
+    every, deliveries = windows
     lo, hi = claim.key_range
     in_shard = (PatientRow.shard_key >= lo) & (PatientRow.shard_key < hi)
     patients = session.execute(
@@ -72,7 +76,11 @@ def load_shard(session: Session, claim: ShardClaim, *, as_of: datetime, catalog:
         select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
                PatientEventRow.occurred_at, PatientEventRow.properties)
         .join(PatientRow, PatientRow.id == PatientEventRow.patient_id)
-        .where(in_shard, PatientEventRow.occurred_at >= as_of - HISTORY, PatientEventRow.occurred_at <= as_of)
+        .where(
+            in_shard, PatientEventRow.occurred_at <= as_of,
+            (PatientEventRow.occurred_at >= as_of - every)
+            | ((PatientEventRow.type == "delivered") & (PatientEventRow.occurred_at >= as_of - deliveries)),
+        )
     ).all()
     ev = [e for e in ev if e.patient_id in row_of]
     events = EventColumns.from_records(

@@ -1,0 +1,1 @@
+"""Benchmarks: one script per figure, each measuring against its named baseline in the same run."""

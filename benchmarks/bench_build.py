@@ -1,0 +1,87 @@
+"""Build-cycle throughput on SQLite: patients per second at several cohort sizes, and how the
+per-patient cost grows with size (the baseline is the smallest size, measured in the same run).
+
+    .venv/bin/python benchmarks/bench_build.py [--sizes 10000,100000,1000000] [--shard-size 2000]
+
+Each size gets its own database under ``var/bench/`` (migrated, synthetic cohort of that size with
+its 8-week app history imported once and reused by later runs; preparing is not timed). The timed
+part is one full cycle: loading each shard's context, preferences and events from SQLite into
+columns, segments, candidates and burden, ranking, the batch guardrail evaluation, evidence for
+flagged pairs, and writing decisions, the ready queue, review items and one audit record per
+patient. Targets (issue 4): 1M patients in under 3 minutes on 2 cores; per-patient cost growing by
+less than 1.5x from 10k to 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nudge_engine.adapters.migrations import upgrade
+from nudge_engine.bootstrap import Container
+from nudge_engine.config import Settings
+from nudge_engine.logs import configure_logging
+from nudge_engine.privacy.keys import ensure_dev_secrets
+from nudge_engine.services.build.cycle import BuildOptions
+from nudge_engine.services.build.factory import build_cycle
+from nudge_engine.services.cohort_import import import_cohort
+from nudge_engine.services.demo import nudge_mapper
+from nudge_engine.services.importing import Importer
+
+AS_OF = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+
+
+def prepare(size: int, root: Path) -> Container:
+    folder = root / f"build-{size}"
+    ready_flag = folder / "prepared"
+    settings = ensure_dev_secrets(Settings(database_url=f"sqlite:///{folder / 'nudge.db'}", var_dir=folder))
+    container = Container(settings, clock=lambda: AS_OF)
+    if not ready_flag.exists():
+        started = time.perf_counter()
+        upgrade(container.engine)
+        importer = Importer(uow_factory=container.uow, vault=container.vault, audit=container.audit,
+                            clock=container.clock)
+        import_cohort(importer, container.uow, patients=size, seed=42, as_of=AS_OF, now=AS_OF,
+                      nudge_for=nudge_mapper(container.catalog), batch_size=5000)
+        ready_flag.write_text(f"{size}\n")
+        print(f"  prepared {size:,} patients in {time.perf_counter() - started:.0f} s (cached in {folder})",
+              flush=True)
+    return container
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--shard-size", type=int, default=2000)
+    parser.add_argument("--root", type=Path, default=Path("var/bench"))
+    args = parser.parse_args()
+    configure_logging(level="WARNING")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for size in sizes:
+        container = prepare(size, args.root)
+        cycle = build_cycle(container, worker="bench", options=BuildOptions(shard_size=args.shard_size))
+        started = time.perf_counter()
+        summary = cycle.run()
+        seconds = time.perf_counter() - started
+        rows.append((size, summary.patients, seconds))
+        print(f"  {size:>9,} patients: built {summary.patients:,} in {seconds:.1f} s "
+              f"({summary.patients / seconds:,.0f} patients/s)", flush=True)
+        container.dispose()
+    base_size, base_patients, base_seconds = rows[0]
+    base_cost = base_seconds / base_patients
+    print("\nsize        patients/s   us/patient   cost vs smallest")
+    for size, patients, seconds in rows:
+        cost = seconds / patients
+        print(f"{size:>9,}   {patients / seconds:>10,.0f}   {cost * 1e6:>10.0f}   {cost / base_cost:>6.2f}x "
+              f"(vs {base_size:,})")
+    largest = rows[-1]
+    projected = largest[2] / largest[1] * 1_000_000
+    print(f"\nprojected for 1,000,000 patients at the largest size's rate: {projected / 60:.1f} min "
+          f"(target: under 3 min)")
+
+
+if __name__ == "__main__":
+    main()
