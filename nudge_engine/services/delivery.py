@@ -1,7 +1,7 @@
 """Serving the next nudge: the best ready nudge for now, re-checked when the clinical context moved.
 
-One call is one transaction: the patient's row is locked (PostgreSQL ``FOR UPDATE``; SQLite takes
-the database write lock with its first write), candidates are read best first, a candidate built
+One call is one transaction: the patient's row is locked (PostgreSQL ``FOR UPDATE``; on SQLite the
+unit of work holds the database write lock from ``BEGIN IMMEDIATE``), candidates are read best first, a candidate built
 on an older context version is re-checked by the guardrails (blocked or now-needing-review nudges
 are superseded and never served), serve-time burden limits (quiet hours, snooze, opt-outs, caps)
 are applied, and the winner is marked served with a compare-and-set
@@ -83,12 +83,8 @@ MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the ser
 MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
     status="expired"
 )
-LOCK_PATIENT_SQLITE = (  # a no-op write: SQLite's write lock is taken by the first write, before any read
-    update(_patients)
-    .where(_patients.c.id == bindparam("pid"))
-    .values(context_version=_patients.c.context_version)
-    .returning(_patients.c.context_version, _patients.c.timezone, _patients.c.erased_at)
-)
+# PostgreSQL: a row lock. SQLite ignores FOR UPDATE, but the engine begins every transaction with
+# BEGIN IMMEDIATE (adapters/database.py): the unit of work already holds SQLite's one write lock.
 LOCK_PATIENT = (
     select(_patients.c.context_version, _patients.c.timezone, _patients.c.erased_at)
     .where(_patients.c.id == bindparam("pid"))
@@ -425,8 +421,7 @@ class StoredNudges:
 
 def lock_patient(session: Session, patient_id: str) -> Row[int, str, datetime | None] | None:
     """Lock the patient's row for this transaction; returns (context_version, timezone, erased_at)."""
-    stmt = LOCK_PATIENT_SQLITE if session.get_bind().dialect.name == "sqlite" else LOCK_PATIENT
-    row: Row[int, str, datetime | None] | None = session.execute(stmt, {"pid": patient_id}).first()
+    row: Row[int, str, datetime | None] | None = session.execute(LOCK_PATIENT, {"pid": patient_id}).first()
     return row
 
 
