@@ -27,6 +27,10 @@ class LoadedShard:
     batch: PatientBatch
 
 
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
 def _minutes_of(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
@@ -56,9 +60,11 @@ def load_shard(
 
     prefs = PatientPrefs.defaults(n)
     category_col = {str(c): j for j, c in enumerate(CATEGORIES)}
-    for pref in session.execute(
-        select(PatientPreferenceRow).join(PatientRow, PatientRow.id == PatientPreferenceRow.patient_id).where(in_shard)
-    ).scalars():
+    prefs_rows = [
+        pref for chunk in _chunks(ids)
+        for pref in session.scalars(select(PatientPreferenceRow).where(PatientPreferenceRow.patient_id.in_(chunk)))
+    ]
+    for pref in prefs_rows:
         i = row_of.get(pref.patient_id)
         if i is None:
             continue
@@ -72,17 +78,19 @@ def load_shard(
         prefs.max_per_day[i] = pref.max_per_day if pref.max_per_day is not None else -1
         prefs.max_per_week[i] = pref.max_per_week if pref.max_per_week is not None else -1
 
-    ev = session.execute(
-        select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
-               PatientEventRow.occurred_at, PatientEventRow.properties)
-        .join(PatientRow, PatientRow.id == PatientEventRow.patient_id)
-        .where(
-            in_shard, PatientEventRow.occurred_at <= as_of,
-            (PatientEventRow.occurred_at >= as_of - every)
-            | ((PatientEventRow.type == "delivered") & (PatientEventRow.occurred_at >= as_of - deliveries)),
+    # Per-patient index look-ups (patient_id, occurred_at): a shard never scans the whole events table.
+    ev = [
+        e for chunk in _chunks(ids)
+        for e in session.execute(
+            select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
+                   PatientEventRow.occurred_at, PatientEventRow.properties)
+            .where(
+                PatientEventRow.patient_id.in_(chunk), PatientEventRow.occurred_at <= as_of,
+                PatientEventRow.occurred_at >= as_of - max(every, deliveries),
+            )
         )
-    ).all()
-    ev = [e for e in ev if e.patient_id in row_of]
+        if e.occurred_at >= as_of - every or (e.type == "delivered")
+    ]
     events = EventColumns.from_records(
         patient_row=[row_of[e.patient_id] for e in ev],
         types=[e.type for e in ev],
@@ -92,11 +100,13 @@ def load_shard(
         catalog=catalog,
     ) if ev else EventColumns.empty()
 
-    pending = session.execute(
-        select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id)
-        .join(PatientRow, PatientRow.id == ReviewItemRow.patient_id)
-        .where(in_shard, ReviewItemRow.status == "pending")
-    ).all()
+    pending = [
+        p for chunk in _chunks(ids)
+        for p in session.execute(
+            select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id)
+            .where(ReviewItemRow.patient_id.in_(chunk), ReviewItemRow.status == "pending")
+        )
+    ]
     pending_idx = catalog.indices([p.nudge_id for p in pending])
     keep = [k for k, p in enumerate(pending) if p.patient_id in row_of and pending_idx[k] >= 0]
 
