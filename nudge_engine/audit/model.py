@@ -61,6 +61,8 @@ class EventType(StrEnum):
     REQUEST_DENIED = "request_denied"
     LOGIN_FAILED = "login_failed"
     RULESET_LOADED = "ruleset_loaded"
+    MODEL_RETRAINED = "model_retrained"
+    ALERT_RAISED = "alert_raised"
     EXPORTED = "exported"
     CHECKPOINTED = "checkpointed"
 

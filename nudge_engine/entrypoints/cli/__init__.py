@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 data.register(app)
 app.command("build")(build.build_cmd)
+app.command("scheduler")(build.scheduler_cmd)
 app.command("serve")(serve.serve_cmd)
 
 # Sub-apps owned by their feature packages; mounted when present.

@@ -41,3 +41,22 @@ def build_cmd(
     console.print(f"blocked by rule: {doc['blocked_by_rule']}")
     console.print(f"review by rule: {doc['review_by_rule']}")
     console.print(f"dropped by reason: {doc['dropped_by_reason']}")
+
+
+def scheduler_cmd() -> None:
+    """Run the build, retraining, review-expiry and audit-checkpoint jobs on their schedule (one process)."""
+    from nudge_engine.bootstrap import Container
+    from nudge_engine.entrypoints.jobs import job_table, make_scheduler
+
+    with fail_on_error():
+        container = Container.from_env()
+        container.ruleset  # noqa: B018 - a broken rule set stops start-up here, not in the first job
+        for spec in job_table():
+            console.print(f"job {spec.name}: {spec.trigger}")
+        scheduler = make_scheduler(container)
+        try:
+            scheduler.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            container.dispose()

@@ -246,8 +246,7 @@ class BuildCycle:
             summary.caution_by_rule.update(plan.chosen_fired[i])
             chosen[row].append(ChosenNudge(
                 ids[nudge], float(plan.chosen_score[i]), float(plan.chosen_propensity[i]),
-                {k: round(float(v[i]), 6) for k, v in plan.chosen_components.items()},
-                tuple(plan.chosen_caution[i]), fired,
+                plan.components_record(i), tuple(plan.chosen_caution[i]), fired,
             ))
         for i in range(len(plan.review_row)):
             row, nudge = int(plan.review_row[i]), int(plan.review_nudge[i])

@@ -11,7 +11,7 @@ class ChosenNudge:
     nudge_id: str
     score: float
     propensity: float | None = None
-    components: dict[str, float] = field(default_factory=dict)
+    components: dict[str, Any] = field(default_factory=dict)  # score components, weights, replay context
     caution: tuple[str, ...] = ()
     fired: tuple[dict[str, Any], ...] = ()
 

@@ -110,7 +110,7 @@ def _decision_row(
         "id": did, "cycle_id": cycle_id, "patient_id": o.patient_id, "created_at": now, "outcome": o.outcome,
         "chosen": [
             {"nudge": c.nudge_id, "score": _finite(c.score), "propensity": _finite(c.propensity),
-             "components": {k: _finite(v) for k, v in c.components.items()}, "caution": list(c.caution),
+             "components": _json_safe(c.components), "caution": list(c.caution),
              "fired": list(c.fired)}
             for c in o.chosen
         ],
@@ -127,6 +127,17 @@ def _decision_row(
 def _finite(value: float | None) -> float | None:
     """JSON has no NaN or infinity (PostgreSQL refuses them): an undefined number is stored as null."""
     return None if value is None or not math.isfinite(value) else round(value, 6)
+
+
+def _json_safe(value: Any) -> Any:
+    """The same document with every non-finite float as null, at any depth."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _flagged(f: FlaggedNudge) -> dict[str, Any]:

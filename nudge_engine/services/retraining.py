@@ -1,0 +1,130 @@
+"""Retrain the ranking models from logged decisions (the scheduled ``retrain`` job).
+
+A logged decision is a served top pick: the patient's context, permitted and caution sets and the
+propensity stored with the build decision, the nudge served, and its reward: the patient completed
+that nudge within ``reward_window`` of the serve. New model versions (segment baseline and bandit)
+are stored in ``model_versions`` with their own serialisation, together with a ``model_retrained``
+audit record, in one transaction. The build switches from the baseline to the bandit once the
+bandit has learned from ``bandit_min_rows`` decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import ModelVersionRow, PatientDecisionRow, PatientEventRow, ReadyNudgeRow
+from nudge_engine.adapters.unit_of_work import UnitOfWork
+from nudge_engine.audit.trail import AuditEvent, AuditTrail
+from nudge_engine.personalization.bandit import LinearThompson
+from nudge_engine.personalization.baseline import SegmentBaseline
+from nudge_engine.personalization.catalog import Catalog
+from nudge_engine.personalization.ope import LoggedDecisions
+from nudge_engine.personalization.segments import SegmentModel
+from nudge_engine.personalization.training import retrain
+from nudge_engine.services.build.models import BANDIT_KIND, BASELINE_KIND, latest_model
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainResult:
+    rows: int
+    baseline_version: str | None
+    bandit_version: str | None
+
+
+def load_logged_decisions(
+    session: Session, *, since: datetime, until: datetime, catalog: Catalog, segments: SegmentModel,
+    reward_window: timedelta = timedelta(hours=48),
+) -> LoggedDecisions:
+    """Served top picks in [since, until) with their logged context, propensity and reward."""
+    served = session.execute(
+        select(ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.served_at, PatientDecisionRow.chosen,
+               PatientDecisionRow.segments)
+        .join(PatientDecisionRow, PatientDecisionRow.id == ReadyNudgeRow.decision_id)
+        .where(and_(ReadyNudgeRow.status == "served", ReadyNudgeRow.served_at >= since,
+                    ReadyNudgeRow.served_at < until))
+    ).all()
+    index = {nid: i for i, nid in enumerate(catalog.ids)}
+    seg_index = {sid: j for j, sid in enumerate(segments.ids)}
+    rows = []
+    for r in served:
+        top = (r.chosen or [{}])[0]
+        doc = top.get("components") or {}
+        if top.get("nudge") != r.nudge_id or "permitted" not in doc or not top.get("propensity"):
+            continue  # only the logged top pick has a propensity and its replay context
+        rows.append((r, top, doc))
+    n, k = len(rows), len(catalog.ids)
+    width = len(rows[0][2].get("context", [])) if rows else 0
+    behaviour = np.zeros((n, width))
+    membership = np.zeros((n, len(segments.ids)), dtype=bool)
+    permitted = np.zeros((n, k), dtype=bool)
+    caution = np.zeros((n, k), dtype=bool)
+    action = np.zeros(n, dtype=np.intp)
+    propensity = np.ones(n)
+    reward = np.zeros(n)
+    for i, (r, top, doc) in enumerate(rows):
+        behaviour[i, : len(doc["context"])] = [v if v is not None else 0.0 for v in doc["context"]]
+        for sid in r.segments or ():
+            if sid in seg_index:
+                membership[i, seg_index[sid]] = True
+        for nid in doc["permitted"]:
+            if nid in index:
+                permitted[i, index[nid]] = True
+        for nid in doc.get("caution", ()):
+            if nid in index:
+                caution[i, index[nid]] = True
+        action[i] = index.get(r.nudge_id, 0)
+        permitted[i, action[i]] = True
+        propensity[i] = float(top["propensity"])
+        completed = session.scalar(
+            select(PatientEventRow.id).where(
+                PatientEventRow.patient_id == r.patient_id, PatientEventRow.nudge_id == r.nudge_id,
+                PatientEventRow.type == "completed", PatientEventRow.occurred_at >= r.served_at,
+                PatientEventRow.occurred_at < r.served_at + reward_window,
+            ).limit(1)
+        )
+        reward[i] = 1.0 if completed else 0.0
+    return LoggedDecisions(
+        behaviour=behaviour, membership=membership, segment_ids=tuple(segments.ids), nudge_ids=tuple(catalog.ids),
+        nudge_category=catalog.category_code, priority=catalog.priority.astype(np.float64), permitted=permitted,
+        caution=caution, action=action, reward=reward, propensity=propensity,
+    )
+
+
+def retrain_models(
+    uow_factory: Callable[[], UnitOfWork], *, audit: AuditTrail, catalog: Catalog, segments: SegmentModel,
+    now: datetime, lookback: timedelta = timedelta(days=14),
+) -> RetrainResult:
+    """Fit new model versions from the decisions served since the last training (one transaction)."""
+    with uow_factory() as uow:
+        session = uow.session
+        base_row, bandit_row = latest_model(session, BASELINE_KIND), latest_model(session, BANDIT_KIND)
+        since = base_row.created_at if base_row is not None else now - lookback
+        logged = load_logged_decisions(session, since=since, until=now, catalog=catalog, segments=segments)
+        if not len(logged):
+            return RetrainResult(0, None, None)
+        baseline = SegmentBaseline.from_bytes(base_row.blob) if base_row is not None and base_row.blob else None
+        bandit = LinearThompson.from_bytes(bandit_row.blob) if bandit_row is not None and bandit_row.blob else None
+        if baseline is not None and (baseline.nudge_ids != catalog.ids or baseline.segment_ids != segments.ids):
+            baseline = None  # the catalog or segments changed: start the statistics afresh
+        trained = retrain(logged, now=now, baseline=baseline, bandit=bandit)
+        total = trained.rows + int((bandit_row.metrics or {}).get("rows", 0) if bandit_row is not None else 0)
+        session.add_all([
+            ModelVersionRow(id=trained.baseline.version, kind=BASELINE_KIND, created_at=now,
+                            params={"segments": len(segments.ids), "nudges": len(catalog.ids)},
+                            metrics={"rows": trained.rows}, blob=trained.baseline.to_bytes()),
+            ModelVersionRow(id=trained.bandit.version, kind=BANDIT_KIND, created_at=now, params={},
+                            metrics={"rows": total, "reward_rate_milli": int(1000 * float(logged.reward.mean()))},
+                            blob=trained.bandit.to_bytes()),
+        ])
+        audit.append(session, [AuditEvent(
+            "model_retrained", "system",
+            details={"rows": trained.rows, "baseline": trained.baseline.version, "bandit": trained.bandit.version},
+        )], now=now)
+        uow.commit()
+        return RetrainResult(trained.rows, trained.baseline.version, trained.bandit.version)

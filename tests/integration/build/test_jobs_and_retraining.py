@@ -1,0 +1,106 @@
+"""Scheduled jobs run against the database; retraining learns from served decisions and takes over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import func, select, update
+
+from nudge_engine.adapters.orm import (
+    AuditRecordRow,
+    ModelVersionRow,
+    PatientDecisionRow,
+    PatientEventRow,
+    ReadyNudgeRow,
+    ReviewItemRow,
+)
+from nudge_engine.adapters.orm.base import new_id
+from nudge_engine.bootstrap import Container
+from nudge_engine.entrypoints.jobs import build_job, checkpoint_job, expire_reviews_job, make_scheduler, retrain_job
+from nudge_engine.services.build import models
+from nudge_engine.services.build.factory import build_cycle
+from nudge_engine.services.retraining import retrain_models
+from tests.support.world import NOW, make_container, seed_cohort
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    container = make_container(database_url, tmp_path / "var")
+    seed_cohort(container, 80)
+    yield container
+    container.dispose()
+
+
+def test_the_job_table_schedules_every_job_coalescing_and_never_overlapping(world: Container) -> None:
+    scheduler = make_scheduler(world, BackgroundScheduler(timezone="UTC"))
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"build", "retrain", "expire_reviews", "audit_checkpoint"}
+    for job in jobs.values():
+        assert job.coalesce is True
+        assert job.max_instances == 1
+        assert job.misfire_grace_time > 0
+
+
+def test_each_job_does_its_work_on_the_database(world: Container) -> None:
+    summary = build_job(world)
+    assert isinstance(summary, dict) and summary["finished"] and summary["patients"] > 0
+    assert isinstance(checkpoint_job(world), int)
+    assert expire_reviews_job(world) == 0  # nothing is overdue yet
+    with world.uow() as uow:
+        uow.session.execute(update(ReviewItemRow).values(expires_at=NOW - timedelta(minutes=1)))
+        uow.commit()
+    assert expire_reviews_job(world) > 0
+    result = retrain_job(world)
+    assert result.rows == 0  # nothing was served yet: no model is made from no data
+    with world.uow() as uow:
+        verified = world.audit.verify(uow.session)
+    assert verified.ok, verified.summary()
+
+
+def _serve_top_picks_and_complete_half(world: Container) -> int:
+    with world.uow() as uow:
+        s = uow.session
+        rows = s.execute(
+            select(ReadyNudgeRow.id, ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id, PatientDecisionRow.chosen)
+            .join(PatientDecisionRow, PatientDecisionRow.id == ReadyNudgeRow.decision_id)
+        ).all()
+        top = [r for r in rows if r.chosen and r.chosen[0]["nudge"] == r.nudge_id]
+        served_at = NOW + timedelta(hours=1)
+        s.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id.in_([r.id for r in top]))
+                  .values(status="served", served_at=served_at))
+        for i, r in enumerate(top):
+            if i % 2 == 0:
+                s.add(PatientEventRow(id=new_id(), patient_id=r.patient_id, type="completed", nudge_id=r.nudge_id,
+                                      occurred_at=served_at + timedelta(hours=3), received_at=served_at,
+                                      properties={}, response={}))
+        uow.commit()
+    return len(top)
+
+
+def test_retraining_learns_from_served_decisions_and_the_build_then_ranks_with_the_bandit(
+    world: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_cycle(world, worker="t").run()
+    served = _serve_top_picks_and_complete_half(world)
+    assert served > 0
+    result = retrain_models(world.uow, audit=world.audit, catalog=world.catalog, segments=world.segments,
+                            now=NOW + timedelta(days=1))
+    assert result.rows == served
+    with world.uow() as uow:
+        kinds = set(uow.session.scalars(select(ModelVersionRow.kind)))
+        retrained = uow.session.scalar(
+            select(func.count()).select_from(AuditRecordRow).where(AuditRecordRow.event_type == "model_retrained")
+        )
+    assert kinds == {"segment_baseline", "bandit"} and retrained == 1
+
+    monkeypatch.setattr(models, "BANDIT_MIN_ROWS", 1)
+    summary = build_cycle(world, worker="t").run()
+    with world.uow() as uow:
+        versions = set(uow.session.scalars(
+            select(PatientDecisionRow.model_version).where(PatientDecisionRow.cycle_id == summary.cycle_id)
+        ))
+    assert len(versions) == 1 and next(iter(versions)).startswith("bandit:")
