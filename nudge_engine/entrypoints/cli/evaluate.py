@@ -26,7 +26,7 @@ app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
 
 
 @app.callback(invoke_without_command=True)
-def evaluate(  # noqa: PLR0917 - Typer options are parameters
+def evaluate(
     simulate: bool = typer.Option(False, "--simulate", help="Log decisions in the simulator and compare with truth."),
     logged: Path | None = typer.Option(None, "--logged", help="Logged decisions (.npz of LoggedDecisions arrays)."),
     bandit_model: Path | None = typer.Option(None, "--bandit-model", help="A stored bandit model to evaluate."),

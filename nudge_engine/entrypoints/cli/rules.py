@@ -150,21 +150,28 @@ def diff_cmd(
     new: Path = typer.Argument(..., help="The candidate rule set."),
     replay: list[Path] = typer.Option([], "--replay", help="Also replay these FHIR bundles (files or folders)."),
     at: str | None = typer.Option(None, "--at", help="Decision time for replayed bundles (default: now)."),
+    stored: bool = typer.Option(True, "--stored/--no-stored",
+                                help="Also replay the candidates of the last finished build cycle(s)."),
+    cycles: int = typer.Option(1, "--cycles", min=1, help="How many recent finished cycles to replay."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Replay pairs under both rule sets: newly blocked, newly allowed, changed, by rule.
 
-    Replayed today: every example case of both rule sets (at its own as_of), plus each patient of the
-    --replay bundles crossed with every distinct nudge of those cases. Stored recent decisions from the
-    database will be added by the build cycle through guardrails.replay.diff_rulesets.
+    Replayed: the stored candidates of the most recent finished build cycle(s) (every chosen,
+    reviewed or blocked nudge, with the patient's current stored context at the cycle's time;
+    ``--no-stored`` skips them), every example case of both rule sets (at its own as_of), and each
+    patient of the --replay bundles crossed with every distinct nudge of those cases.
     """
     with fail_on_error():
         old_set, new_set = _load(old), _load(new)
         old_c, new_c = compile_ruleset(old_set), compile_ruleset(new_set)
         cases = _lenient_cases(old_set) + _lenient_cases(new_set)
         pairs = list(_case_pairs(cases)) + list(_bundle_pairs(replay, cases, parse_at(at)))
-        result = diff_rulesets(old_c, new_c, pairs)
+        stored_pairs = _stored_pairs(cycles) if stored else []
+        result = diff_rulesets(old_c, new_c, [*stored_pairs, *pairs])
     sources = [f"example cases of {old} and {new}"] + [f"bundles under {p}" for p in replay]
+    if stored:
+        sources.insert(0, f"{len(stored_pairs)} stored decisions of the last {cycles} finished build cycle(s)")
     if as_json:
         print_json(result.as_json(sources))
         return
@@ -179,6 +186,23 @@ def diff_cmd(
                           markup=False)
     for rule, counts in result.as_json(sources)["by_rule"].items():
         console.print(f"  {rule}: {counts}", markup=False)
+
+
+def _stored_pairs(cycles: int) -> list[ReplayPair]:
+    """Candidates of recent build cycles from the configured database (none when it has no schema yet)."""
+    from sqlalchemy import inspect
+
+    from nudge_engine.bootstrap import Container
+    from nudge_engine.services.decision_replay import recent_decision_pairs
+
+    container = Container.from_env()
+    try:
+        if "patient_decisions" not in inspect(container.engine).get_table_names():
+            return []
+        with container.uow() as uow:
+            return list(recent_decision_pairs(uow.session, container.catalog.nudges(), cycles=cycles))
+    finally:
+        container.dispose()
 
 
 def _lenient_cases(ruleset: RuleSet) -> list[RuleCases]:
