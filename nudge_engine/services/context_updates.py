@@ -124,7 +124,8 @@ class ContextUpdater:
             else:
                 summary = ImportSummary()
                 (patient_id,) = self._importer.store_in(
-                    session, [record], summary=summary, source=ORIGIN, now=now, replace_all_origins=True
+                    session, [record], summary=summary, source=ORIGIN, now=now, replace_all_origins=True,
+                    actor_role="service", actor_id=actor_id,
                 )
                 enrolled = summary.patients_created == 1
                 changed = enrolled or summary.patients_updated == 1

@@ -174,8 +174,10 @@ class Importer:
         now: datetime,
         programme_of: Callable[[PatientRecord], str | None] | None = None,
         replace_all_origins: bool = False,
+        actor_role: str = "system",
+        actor_id: str | None = None,
     ) -> list[str]:
-        """Like :meth:`store`, inside the caller's unit of work (which commits)."""
+        """Like :meth:`store`, inside the caller's unit of work (which commits); audited as the given actor."""
         known = self._vault.find_patients(session, [r.identifiers.source_id for r in records])
         existing = {
             row.id: dict(row.context_digests or {})
@@ -207,7 +209,8 @@ class Importer:
                 })
                 changed.append((pid, record))
                 summary.patients_created += 1
-                events.append(AuditEvent("enrolled", "system", patient_ref=pid, details={"origin": source}))
+                events.append(AuditEvent("enrolled", actor_role, actor_id=actor_id, patient_ref=pid,
+                                         details={"origin": source}))
             elif existing.get(pid, {}).get(source) == digest and not replace_all_origins:
                 summary.patients_unchanged += 1
             else:
@@ -233,7 +236,7 @@ class Importer:
             self._vault.enrol_many(session, [(pid, r.identifiers) for pid, r in changed], now=now)
             events.extend(
                 AuditEvent(
-                    "context_replaced", "system", patient_ref=pid,
+                    "context_replaced", actor_role, actor_id=actor_id, patient_ref=pid,
                     details={
                         "origin": source,
                         "conditions": len(r.context.conditions), "medications": len(r.context.medications),

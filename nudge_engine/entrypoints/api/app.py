@@ -62,27 +62,20 @@ def _version() -> str:
 
 
 def default_guardrails(container: Container) -> GuardrailPort | None:
-    """The rule set from ``NUDGE_RULES_DIR``, compiled once. Invalid: production stops; development
-    starts not ready (``/readyz`` 503) and never serves a nudge that would need a re-check."""
-    from nudge_engine.guardrails.compiler import compile_ruleset
-    from nudge_engine.guardrails.loader import load_ruleset
-
-    settings = container.settings
+    """The container's rule set, compiled once. Invalid: production stops; development starts not
+    ready (``/readyz`` 503) and never serves a nudge that would need a re-check."""
     try:
-        ruleset = load_ruleset(settings.rules_dir, parameters={"legal_drinking_age": settings.legal_drinking_age})
-        return CompiledGuardrails(compile_ruleset(ruleset))
+        return CompiledGuardrails(container.ruleset)
     except NudgeEngineError as exc:
-        if settings.is_production:
+        if container.settings.is_production:
             raise
         _log.error("ruleset_not_loaded", error_type=type(exc).__name__)
         return None
 
 
 def load_catalog_of(container: Container) -> Catalog:
-    """The catalog at ``NUDGE_CATALOG`` (required: an invalid one stops start-up)."""
-    from nudge_engine.personalization.catalog import load_catalog
-
-    return load_catalog(container.settings.catalog)
+    """The container's catalog (required: an invalid one stops start-up)."""
+    return container.catalog
 
 
 def create_app(
