@@ -73,7 +73,7 @@ def render(ctx: ReviewContext, name: str, status_code: int = 200, **values: Any)
         "frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" would make browsers send "Origin: null"
     return response
 
 
