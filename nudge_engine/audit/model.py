@@ -54,6 +54,9 @@ class EventType(StrEnum):
     CONTEXT_REPLACED = "context_replaced"
     ERASED = "erased"
     PREFERENCES_CHANGED = "preferences_changed"
+    FEEDBACK_RECEIVED = "feedback_received"  # a patient flagged a nudge (not right, unsafe, too many)
+    RULE_REPORTED = "rule_reported"  # a clinician reported a rule that fired wrongly or failed to fire
+    EVENT_QUARANTINED = "event_quarantined"  # an event outside the tracking plan was set aside, not stored
     # security and operations
     TOKEN_CREATED = "token_created"  # noqa: S105 - an event name, not a secret
     TOKEN_REVOKED = "token_revoked"  # noqa: S105
@@ -65,6 +68,7 @@ class EventType(StrEnum):
     ALERT_RAISED = "alert_raised"
     EXPORTED = "exported"
     CHECKPOINTED = "checkpointed"
+    RETENTION_APPLIED = "retention_applied"  # raw events and decision details past their window deleted
 
 
 class ActorRole(StrEnum):
