@@ -33,6 +33,7 @@ class DropReason(StrEnum):
     SNOOZED = "snoozed"  # the patient snoozed nudges beyond the planning horizon
     QUIET_HOURS = "quiet_hours"  # in the patient's quiet hours (at serve time, or beyond the horizon)
     BLOCKED_BY_RULE = "blocked_by_rule"  # a guardrail rule blocked it
+    NEAR_DUPLICATE = "near_duplicate"  # too similar to the nudge delivered last (diversity, see similarity.py)
 
 
 REASONS: tuple[DropReason, ...] = tuple(DropReason)

@@ -49,11 +49,17 @@ def plan_batch(
     per_patient: int = 3,
     review_per_patient: int = 1,
     extra_components: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    row_weights: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    near_duplicate: npt.NDArray[np.bool_] | None = None,
 ) -> BatchPlan:
     """The plan for every patient of ``batch`` at ``now`` (timezone-aware).
 
     ``extra_components`` are further (patients × nudges) score components; each is weighted by the
     policy's weight of that name (0 when it has none) and recorded with the decision.
+    ``row_weights`` are per-patient weights, (patients,) each, that replace the policy's weight of that
+    component (per programme and per request: :func:`agenda.patient_weights`).
+    ``near_duplicate`` (patients × nudges) drops candidates with reason ``near_duplicate`` before
+    the guardrails are asked (:func:`agenda.near_duplicates`: too similar to the last delivery).
     """
     if now.tzinfo is None:
         raise InvalidInput("plan_batch: field 'now': needs a time zone")
@@ -66,6 +72,11 @@ def plan_batch(
     )
     membership = segments.assign(features, programme=batch.programme, flags=batch.flags)
     cand = candidates(batch, catalog, membership, segments.ids, now=now)
+    if near_duplicate is not None:
+        if near_duplicate.shape != (n_p, n_n):
+            raise InvalidInput(f"plan_batch: field 'near_duplicate': shape {near_duplicate.shape}, "
+                               f"expected {(n_p, n_n)}")
+        cand.reason[cand.survives & near_duplicate] = REASON_CODE[DropReason.NEAR_DUPLICATE]
 
     rows, nudges = np.nonzero(cand.survives)
     pair_nudges: npt.NDArray[np.int32] = nudges.astype(np.int32)
@@ -82,7 +93,7 @@ def plan_batch(
     inp = RankingInput(
         behaviour=behaviour, membership=membership, segment_ids=segments.ids,
         nudge_ids=catalog.ids, nudge_category=catalog.category_code, priority=catalog.priority,
-        permitted=permitted, caution=caution, extra=dict(extra_components or {}),
+        permitted=permitted, caution=caution, extra=dict(extra_components or {}), weights=dict(row_weights or {}),
     )
     ranking = policy.rank(inp, rng=rng, k=per_patient)
 
@@ -124,6 +135,7 @@ def plan_batch(
         days_since_delivery=features.days_since_delivery,
         eligible_count=eligible.sum(axis=1).astype(np.int32),
         permitted=permitted, caution=caution, behaviour=behaviour,
+        score_parts=ranking.parts, row_weights=ranking.weights,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,16 @@ class BatchPlan:
     permitted: npt.NDArray[np.bool_]  # (P, N) guardrails allowed (deliver or caution) after burden checks
     caution: npt.NDArray[np.bool_]  # (P, N)
     behaviour: npt.NDArray[np.float64]  # (P, behaviour features) at planning time
+    # Why each pair scored what it did: every component of every pair (posterior means) and the weight
+    # each patient's score used (per programme / per request); see agenda.explain_ranking.
+    score_parts: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)  # name -> (P, N)
+    row_weights: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)  # name -> (P,)
+
+    def weight_of(self, row: int, name: str) -> float:
+        """The weight component ``name`` had in patient ``row``'s score."""
+        if name in self.row_weights:
+            return float(self.row_weights[name][row])
+        return float(self.weights.get(name, 0.0))
 
     def __len__(self) -> int:
         return len(self.patient_idx)
@@ -110,13 +120,13 @@ class BatchPlan:
         The top pick (rank 0) also carries what off-policy evaluation needs to replay the decision:
         the permitted and caution nudge ids and the behaviour context (see ``LoggedDecisions``).
         """
+        row = int(self.chosen_row[i])
         comps = {
-            str(name): {"value": float(v[i]), "weight": self.weights.get(str(name), 0.0)}
+            str(name): {"value": float(v[i]), "weight": self.weight_of(row, str(name))}
             for name, v in self.chosen_components.items()
         }
         doc: dict[str, Any] = {"components": comps, "explored": bool(self.chosen_explored[i])}
         if self.chosen_rank[i] == 0:
-            row = int(self.chosen_row[i])
             doc["permitted"] = [self.nudge_ids[j] for j in np.flatnonzero(self.permitted[row])]
             doc["caution"] = [self.nudge_ids[j] for j in np.flatnonzero(self.caution[row])]
             doc["context"] = [float(v) for v in self.behaviour[row]]

@@ -57,6 +57,16 @@ class RankingInput:
     caution: npt.NDArray[np.bool_]  # (P, N) a rule attached a caution
     # Further deterministic components computed by the caller (agenda priority, freshness, ...), (P, N) each.
     extra: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    # Per-patient weights, (P,) each, that replace the policy's weight of that component (per programme,
+    # per request: see agenda.patient_weights). Components not named here keep the policy's weight.
+    weights: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+
+    def weight(self, name: str, default: float) -> npt.NDArray[np.float64]:
+        """(P, 1) weight of component ``name`` for every patient."""
+        w = self.weights.get(name)
+        if w is None:
+            return np.full((len(self.permitted), 1), default)
+        return np.asarray(w, dtype=np.float64).reshape(-1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +77,8 @@ class Ranking:
     explored: npt.NDArray[np.bool_]  # (P,) the top pick came from the exploration floor
     components: dict[str, npt.NDArray[np.float64]]  # name -> (P, k)
     mean_score: npt.NDArray[np.float64]  # (P, N) deterministic score (posterior means) of every pair
+    parts: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)  # name -> (P, N) (means)
+    weights: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)  # name -> (P,) weight applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +124,8 @@ class RankingPolicy:
         member = inp.membership.astype(np.float64) @ self.baseline.align(inp.segment_ids).astype(np.float64) > 0
         parts[Component.BASELINE] = self.baseline.rates(member, base_map)
         parts[Component.PRIORITY] = np.broadcast_to(inp.priority[None, :] / 10.0, (n_p, n_n))
-        if self.bandit is not None and w[Component.PREDICTED] != 0.0:
+        w_pred = inp.weight(Component.PREDICTED, w[Component.PREDICTED])
+        if self.bandit is not None and bool((w_pred != 0.0).any()):
             model = self.bandit
             arm_map = _positions(model.arm_ids, inp.nudge_ids)
             if (arm_map < 0).any():
@@ -124,13 +137,13 @@ class RankingPolicy:
             pm, ps = model.predict(x, arm_map)
             parts[Component.PREDICTED] = pm
             pred_std = np.where(inp.caution | self.greedy, 0.0, ps)
-            std = abs(w[Component.PREDICTED]) * pred_std
+            std = np.abs(w_pred) * pred_std
         for name, value in inp.extra.items():
             if name in parts:
                 raise InvalidInput(f"RankingInput: field 'extra.{name}': clashes with a built-in component")
             parts[name] = np.asarray(value, dtype=np.float64)
         for name, value in parts.items():
-            mean = mean + w[name] * value
+            mean = mean + inp.weight(name, w[name]) * value
         return Scores(mean, std, parts, pred_std)
 
     # ------------------------------------------------------------------ ranking
@@ -180,22 +193,16 @@ class RankingPolicy:
         safe = np.maximum(chosen, 0)
         score = np.where(chosen >= 0, draw[rows, safe], np.nan)
         components = {name: np.where(chosen >= 0, v[rows, safe], np.nan) for name, v in sc.parts.items()}
+        weights = {name: inp.weight(name, self.score_weights[name]) for name in sc.parts}
         if Component.PREDICTED in sc.parts and sc.predicted_std is not None:
-            # The recorded predicted value is the draw itself (mean + sd·z), consistent with the score.
-            w_pred = self.score_weights[Component.PREDICTED]
-            others = sum(
-                (self.score_weights[n] * v for n, v in components.items() if n != Component.PREDICTED),
-                start=np.zeros_like(score),
-            )
-            tie = -_TIEBREAK * safe / max(n_n, 1)
-            if w_pred != 0:
-                components[Component.PREDICTED] = (score - others - tie) / w_pred
+            components[Component.PREDICTED] = _drawn_prediction(components, weights, score, safe, n_n)
         if explore.any():
             # Explored top picks carry their mean score; the +inf marker is not a score.
             score[explore, 0] = sc.mean[explore, safe[explore, 0]]
             if Component.PREDICTED in components:
                 components[Component.PREDICTED][explore, 0] = sc.parts[Component.PREDICTED][explore, safe[explore, 0]]
-        return Ranking(chosen, score, propensity, explore, components, sc.mean)
+        return Ranking(chosen, score, propensity, explore, components, sc.mean, sc.parts,
+                       {name: w[:, 0] for name, w in weights.items()})
 
     # ------------------------------------------------------------------ evaluation
     def top_probability(self, inp: RankingInput, actions: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
@@ -241,6 +248,24 @@ class RankingPolicy:
             greedy /= n_samples
         result: npt.NDArray[np.float64] = (1.0 - eps) * greedy + eps * uniform
         return result
+
+
+def _drawn_prediction(
+    components: dict[str, npt.NDArray[np.float64]],
+    weights: dict[str, npt.NDArray[np.float64]],
+    score: npt.NDArray[np.float64],
+    safe: npt.NDArray[np.intp],
+    n_n: int,
+) -> npt.NDArray[np.float64]:
+    """The recorded predicted value is the draw itself (mean + sd·z), consistent with the score."""
+    w_pred = weights[Component.PREDICTED]
+    others = sum(
+        (weights[n] * v for n, v in components.items() if n != Component.PREDICTED), start=np.zeros_like(score)
+    )
+    tie = -_TIEBREAK * safe / max(n_n, 1)
+    drawn = (score - others - tie) / np.where(w_pred != 0, w_pred, 1.0)
+    out: npt.NDArray[np.float64] = np.where(w_pred != 0, drawn, components[Component.PREDICTED])
+    return out
 
 
 def _positions(model_ids: Sequence[str], catalog_ids: Sequence[str]) -> npt.NDArray[np.intp]:
