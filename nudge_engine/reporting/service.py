@@ -1,0 +1,49 @@
+"""Run a monitoring checkup and write the report (what ``nudge-engine report --out DIR`` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import BuildCycleRow
+from nudge_engine.experiments.model import ExperimentsConfig
+from nudge_engine.monitoring.checkup import Checkup, run_checkup
+from nudge_engine.monitoring.settings import MonitorSettings
+from nudge_engine.reporting.document import report_document
+from nudge_engine.reporting.render import write_report
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    html: Path
+    json: Path
+    checkup: Checkup
+    document: dict[str, Any]
+
+
+def default_as_of(session: Session, now: datetime) -> datetime:
+    """``now``, or the last build cycle's time when that lies later (a simulated run ahead of the clock)."""
+    last = session.scalar(select(func.max(BuildCycleRow.as_of)))
+    return max(now, last) if last is not None else now
+
+
+def generate_report(
+    session: Session,
+    out: Path,
+    *,
+    now: datetime,
+    settings: MonitorSettings,
+    experiments: ExperimentsConfig | None,
+    generated_at: datetime,
+    extra: dict[str, Any] | None = None,
+) -> WrittenReport:
+    """Read-only on the database: no alert is raised or audited by writing a report."""
+    checkup = run_checkup(session, now=now, settings=settings, experiments=experiments)
+    doc = report_document(checkup, generated_at=generated_at, extra=extra)
+    html, json_path = write_report(out, doc)
+    return WrittenReport(html, json_path, checkup, doc)
