@@ -51,6 +51,7 @@ def plan_batch(
     extra_components: Mapping[str, npt.NDArray[np.float64]] | None = None,
     row_weights: Mapping[str, npt.NDArray[np.float64]] | None = None,
     near_duplicate: npt.NDArray[np.bool_] | None = None,
+    too_similar: npt.NDArray[np.bool_] | None = None,
 ) -> BatchPlan:
     """The plan for every patient of ``batch`` at ``now`` (timezone-aware).
 
@@ -59,7 +60,9 @@ def plan_batch(
     ``row_weights`` are per-patient weights, (patients,) each, that replace the policy's weight of that
     component (per programme and per request: :func:`agenda.patient_weights`).
     ``near_duplicate`` (patients × nudges) drops candidates with reason ``near_duplicate`` before
-    the guardrails are asked (:func:`agenda.near_duplicates`: too similar to the last delivery).
+    the guardrails are asked (:func:`agenda.near_duplicates`: too similar to the last delivery);
+    ``too_similar`` (nudges × nudges, ``ContentSimilarity.near_duplicates()``) keeps near-duplicates
+    out of the same patient's ready list.
     """
     if now.tzinfo is None:
         raise InvalidInput("plan_batch: field 'now': needs a time zone")
@@ -94,6 +97,7 @@ def plan_batch(
         behaviour=behaviour, membership=membership, segment_ids=segments.ids,
         nudge_ids=catalog.ids, nudge_category=catalog.category_code, priority=catalog.priority,
         permitted=permitted, caution=caution, extra=dict(extra_components or {}), weights=dict(row_weights or {}),
+        too_similar=too_similar,
     )
     ranking = policy.rank(inp, rng=rng, k=per_patient)
 

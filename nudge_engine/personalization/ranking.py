@@ -60,6 +60,9 @@ class RankingInput:
     # Per-patient weights, (P,) each, that replace the policy's weight of that component (per programme,
     # per request: see agenda.patient_weights). Components not named here keep the policy's weight.
     weights: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    # (N, N) pairs too similar to be queued together (similarity.near_duplicates): below a pick, its
+    # near-duplicates are skipped, so no two near-duplicates reach the same patient back to back.
+    too_similar: npt.NDArray[np.bool_] | None = None
 
     def weight(self, name: str, default: float) -> npt.NDArray[np.float64]:
         """(P, 1) weight of component ``name`` for every patient."""
@@ -169,10 +172,12 @@ class RankingPolicy:
                 pick = keys.argmax(axis=1)
                 draw[np.flatnonzero(explore), pick] = np.inf
         rows = np.arange(n_p)[:, None]
-        top = np.argpartition(-draw, k - 1, axis=1)[:, :k] if k < n_n else np.tile(np.arange(n_n), (n_p, 1))
-        order = np.take_along_axis(top, np.argsort(-draw[rows, top], axis=1, kind="stable"), axis=1)
-        ok = np.isfinite(draw[rows, order]) | (draw[rows, order] == np.inf)
-        ok &= permitted[rows, order]
+        if inp.too_similar is not None and k > 1:
+            order, ok = _diverse_order(draw, permitted, inp.too_similar, k)
+        else:
+            top = np.argpartition(-draw, k - 1, axis=1)[:, :k] if k < n_n else np.tile(np.arange(n_n), (n_p, 1))
+            order = np.take_along_axis(top, np.argsort(-draw[rows, top], axis=1, kind="stable"), axis=1)
+            ok = (np.isfinite(draw[rows, order]) | (draw[rows, order] == np.inf)) & permitted[rows, order]
         chosen = np.where(ok, order, -1)
 
         propensity = np.full((n_p, k), np.nan)
@@ -248,6 +253,24 @@ class RankingPolicy:
             greedy /= n_samples
         result: npt.NDArray[np.float64] = (1.0 - eps) * greedy + eps * uniform
         return result
+
+
+def _diverse_order(
+    draw: npt.NDArray[np.float64], permitted: npt.NDArray[np.bool_], too_similar: npt.NDArray[np.bool_], k: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Top ``k`` by ``draw``, greedily, skipping the near-duplicates of what was already picked."""
+    n_p = len(draw)
+    rows = np.arange(n_p)
+    left = np.where(permitted, draw, -np.inf)
+    order = np.zeros((n_p, k), dtype=np.intp)
+    ok = np.zeros((n_p, k), dtype=bool)
+    for r in range(k):
+        pick = left.argmax(axis=1)
+        ok[:, r] = left[rows, pick] > -np.inf
+        order[:, r] = pick
+        left[rows, pick] = -np.inf
+        left[too_similar[pick]] = -np.inf
+    return order, ok
 
 
 def _drawn_prediction(

@@ -56,3 +56,19 @@ def test_a_near_duplicate_of_the_last_delivery_is_dropped_with_its_reason() -> N
                       near_duplicate=mask)
     assert plan.for_patient(0).dropped["stress-4-7-8"] is DropReason.NEAR_DUPLICATE
     assert plan.reason_counts()["near_duplicate"] == int(mask.sum())
+
+
+def test_near_duplicates_are_not_queued_for_the_same_patient_together() -> None:
+    batch = patients([""], enrolled=NOW - days(60))
+    boost = np.zeros((1, len(CATALOG)))
+    boost[0, [CATALOG.index[BOX], CATALOG.index["stress-4-7-8"], CATALOG.index["stress-nature-break"]]] = [3, 2, 1]
+    policy = RankingPolicy(PolicyKind.BASELINE, SegmentBaseline.empty(SEGMENTS.ids, CATALOG.ids),
+                           exploration_floor=0.0).with_weights({"agenda": 1.0})
+
+    def queued(**kw: object) -> list[str]:
+        plan = plan_batch(batch, CATALOG, SEGMENTS, policy, AllowAll(), now=NOW, rng=np.random.default_rng(1),
+                          per_patient=2, extra_components={"agenda": boost}, **kw)  # type: ignore[arg-type]
+        return [c.nudge_id for c in plan.for_patient(0).chosen]
+
+    assert queued() == [BOX, "stress-4-7-8"]
+    assert queued(too_similar=SIM.near_duplicates()) == [BOX, "stress-nature-break"]
