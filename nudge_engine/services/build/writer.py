@@ -91,11 +91,12 @@ def write_outcomes(
     )
     counts.patients = len(todo)
     events: list[AuditEvent] = []
-    _reconcile_ready(
+    approved = _reconcile_ready(
         session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts
     )
     events.extend(_review_items(
-        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts
+        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts,
+        approved=approved,
     ))
     for o in todo:
         events.append(_built_event(o, ruleset_digest, model_version))
@@ -154,23 +155,28 @@ def _reconcile_ready(
     digest: str,
     policy: QueuePolicy,
     counts: WriteCounts,
-) -> None:
+) -> set[tuple[str, str]]:
+    """Reconcile the ready queue; returns the (patient, nudge) pairs a clinician approved and that wait."""
     ids = [o.patient_id for o in todo]
-    current: dict[tuple[str, str], str] = {
-        (r.patient_id, r.nudge_id): r.id
-        for r in session.execute(
-            select(ReadyNudgeRow.id, ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id).where(
-                ReadyNudgeRow.patient_id.in_(ids), ReadyNudgeRow.status == "ready", ReadyNudgeRow.expires_at > now
-            )
-        )
-    }
+    # Clinician-approved rows (review_item_id set) are never superseded by a build: the approval
+    # stands until the nudge is served or expires, and the serve path re-checks it.
+    current: dict[tuple[str, str], str] = {}
+    approved: set[tuple[str, str]] = set()
+    for r in session.execute(
+        select(ReadyNudgeRow.id, ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.review_item_id)
+        .where(ReadyNudgeRow.patient_id.in_(ids), ReadyNudgeRow.status == "ready", ReadyNudgeRow.expires_at > now)
+    ):
+        if r.review_item_id is not None:
+            approved.add((r.patient_id, r.nudge_id))
+        else:
+            current[(r.patient_id, r.nudge_id)] = r.id
     wanted: set[tuple[str, str]] = set()
     new_rows: list[dict[str, Any]] = []
     for o in todo:
         for c in o.chosen:
             key = (o.patient_id, c.nudge_id)
             wanted.add(key)
-            if key in current:
+            if key in current or key in approved:
                 counts.ready_kept += 1
                 continue
             new_rows.append({
@@ -186,6 +192,7 @@ def _reconcile_ready(
     if new_rows:
         bulk_insert(session, ReadyNudgeRow, new_rows, ignore_conflicts=True)
         counts.ready_inserted += len(new_rows)
+    return approved
 
 
 def _review_items(
@@ -198,8 +205,10 @@ def _review_items(
     digest: str,
     policy: QueuePolicy,
     counts: WriteCounts,
+    approved: set[tuple[str, str]],
 ) -> list[AuditEvent]:
-    flagged = [(o, f) for o in todo for f in o.review]
+    # A nudge a clinician already approved, waiting in the ready queue, needs no new item.
+    flagged = [(o, f) for o in todo for f in o.review if (o.patient_id, f.nudge_id) not in approved]
     if not flagged:
         return []
     ids = list({o.patient_id for o, _ in flagged})
@@ -217,6 +226,7 @@ def _review_items(
     ):
         scopes.setdefault((row_scope.patient_id, row_scope.nudge_id), []).append(row_scope)
     rows: list[dict[str, Any]] = []
+    ready_rows: list[dict[str, Any]] = []
     events: list[AuditEvent] = []
     for o, f in flagged:
         key = (o.patient_id, f.nudge_id)
@@ -246,6 +256,13 @@ def _review_items(
             row.update(status="approved", decided_at=now, decided_by=scope.created_by,
                        reason_code="scoped-approval", scope_days=None)
             counts.review_auto_approved += 1
+            ready_rows.append({
+                "id": new_id(), "patient_id": o.patient_id, "nudge_id": f.nudge_id, "cycle_id": cycle_id,
+                "decision_id": decision_ids[o.patient_id], "review_item_id": item_id, "status": "ready",
+                "score": f.score if f.score is not None else 0.0, "caution": list(_cautions(f)),
+                "context_version": o.context_version, "ruleset_digest": digest, "created_at": now,
+                "not_before": None, "expires_at": now + policy.ready_ttl,
+            })
             events.append(AuditEvent(
                 "approved", "system", actor_id=scope.created_by, patient_ref=o.patient_id, nudge_id=f.nudge_id,
                 decision="deliver", rule_ids=f.rule_ids, ruleset_digest=digest,
@@ -260,7 +277,15 @@ def _review_items(
             ))
         rows.append(row)
     bulk_insert(session, ReviewItemRow, rows)
+    bulk_insert(session, ReadyNudgeRow, ready_rows, ignore_conflicts=True)
     return events
+
+
+def _cautions(f: FlaggedNudge) -> tuple[str, ...]:
+    """Caution texts of the caution-level rules among a flagged nudge's fired rules."""
+    return tuple(
+        str(text) for fired in f.fired if fired.get("action") == "caution" for text in fired.get("caution", ())
+    )
 
 
 def _built_event(o: PatientOutcome, digest: str, model_version: str | None) -> AuditEvent:
