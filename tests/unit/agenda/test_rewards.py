@@ -77,11 +77,11 @@ def test_retraining_learns_from_the_health_outcome_not_from_opens() -> None:
     walk, edu = "ex-walk-after-meals", "edu-what-is-a1c"
     n = 200
     nudges = [walk, edu] * (n // 2)
-    events: list[list[Event]] = [
-        [(SERVED + days(0.1), "opened", nudge, None)]
-        + ([(SERVED + days(0.4), "completed", nudge, None)] if nudge == walk and i % 4 == 0 else [])
-        for i, nudge in enumerate(nudges)
-    ]
+    events: list[list[Event]] = []
+    for i, nudge in enumerate(nudges):
+        opened: Event = (SERVED + days(0.1), "opened", nudge, None)
+        done: Event = (SERVED + days(0.4), "completed", nudge, None)
+        events.append([opened, done] if nudge == walk and i % 4 == 0 else [opened])
     served = _served(nudges)
     k = len(CATALOG)
     names = context_names(SEGMENTS.ids)
