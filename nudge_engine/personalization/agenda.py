@@ -280,6 +280,24 @@ def patient_weights(
     return out
 
 
+def rescore_recorded(
+    records: Sequence[Mapping[str, Mapping[str, float]]], overrides: Mapping[str, float]
+) -> list[tuple[float, dict[str, float]]]:
+    """Serve-time re-ranking of already queued nudges under a request's weight overrides.
+
+    ``records`` are the queued nudges' ``components`` documents (``{name: {"value", "weight"}}``, as
+    :meth:`BatchPlan.components_record` writes them). Returns, per nudge, the new deterministic score
+    and the weights used; the caller serves the highest. A component the override names but a record
+    lacks counts as 0 (it was not computed for that decision).
+    """
+    out = []
+    for comps in records:
+        weights = {name: float(overrides.get(name, c["weight"])) for name, c in comps.items()}
+        score = sum(float(c["value"]) * weights[name] for name, c in comps.items())
+        out.append((score, weights))
+    return out
+
+
 # --------------------------------------------------------------------------------------------- explain
 def explain_ranking(
     plan: BatchPlan, row: int, *, top: int = 3, stage: Mapping[str, Any] | None = None

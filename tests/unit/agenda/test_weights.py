@@ -16,6 +16,7 @@ from nudge_engine.personalization.agenda import (
     parse_weight_overrides,
     patient_stages,
     patient_weights,
+    rescore_recorded,
 )
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.batch import PatientBatch
@@ -117,3 +118,19 @@ def test_the_score_is_the_weighted_sum_of_the_recorded_components() -> None:
         comps = plan.components_record(i)["components"]
         total = sum(c["value"] * c["weight"] for c in comps.values())
         assert math.isclose(total, float(plan.chosen_score[i]), abs_tol=1e-6)
+
+
+def test_queued_nudges_can_be_reranked_at_serve_time_under_a_request_override() -> None:
+    walks: list[Event] = [(NOW - days(4), "delivered", "ex-walk-10min", None),
+                          (NOW - days(3), "delivered", "ex-walk-after-meals", None)]
+    batch = patients(["t2d_lifestyle"], enrolled=NOW - days(20), events=[walks])
+    weights = patient_weights(batch.programme, PROGRAMMES, POLICY.score_weights)
+    plan = plan_batch(batch, CATALOG, SEGMENTS, POLICY, AllowAll(), now=NOW, rng=np.random.default_rng(3),
+                      per_patient=3, extra_components=agenda_components(batch, CATALOG, PROGRAMMES, NOW),
+                      row_weights=weights)
+    queued = [plan.components_record(i)["components"] for i in np.argsort(plan.chosen_rank)]
+    as_built = rescore_recorded(queued, {})
+    assert [s for s, _ in as_built] == sorted((s for s, _ in as_built), reverse=True)
+    varied = rescore_recorded(queued, parse_weight_overrides("agenda:0,novelty:3"))
+    best = max(range(len(varied)), key=lambda k: varied[k][0])
+    assert best != 0 and varied[best][1]["novelty"] == 3.0
