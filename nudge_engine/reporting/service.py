@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nudge_engine.adapters.orm import BuildCycleRow
+from nudge_engine.adapters.orm import BuildCycleRow, PatientEventRow
 from nudge_engine.experiments.model import ExperimentsConfig
 from nudge_engine.monitoring.checkup import Checkup, run_checkup
 from nudge_engine.monitoring.settings import MonitorSettings
@@ -27,9 +27,13 @@ class WrittenReport:
 
 
 def default_as_of(session: Session, now: datetime) -> datetime:
-    """``now``, or the last build cycle's time when that lies later (a simulated run ahead of the clock)."""
-    last = session.scalar(select(func.max(BuildCycleRow.as_of)))
-    return max(now, last) if last is not None else now
+    """``now``, or just after the newest build or event when that lies later (a simulation ahead of the clock)."""
+    candidates = [now]
+    last_cycle = session.scalar(select(func.max(BuildCycleRow.as_of)))
+    last_event = session.scalar(select(func.max(PatientEventRow.occurred_at)))
+    candidates += [t for t in (last_cycle, last_event) if t is not None]
+    latest = max(candidates)
+    return latest if latest == now else latest + timedelta(seconds=1)
 
 
 def generate_report(

@@ -1,7 +1,7 @@
 """``nudge-engine report --out DIR``: write ``report.html`` and ``report.json`` (monitoring and experiments).
 
-Read-only on the database. ``--at`` defaults to now, or to the last build cycle when that is later
-(a simulated demo runs ahead of the wall clock).
+Read-only on the database. ``--at`` defaults to now, or to just after the newest build or event when
+that is later (a simulated demo runs ahead of the wall clock).
 """
 
 from __future__ import annotations
