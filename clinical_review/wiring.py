@@ -30,7 +30,7 @@ class ReviewContext:
 
 def cookie_secure(container: Container) -> bool:
     """``NUDGE_REVIEW_COOKIE_SECURE`` when the settings have it; otherwise on in production only."""
-    configured = getattr(container.settings, "review_cookie_secure", None)
+    configured = container.settings.review_cookie_secure
     return bool(configured) if configured is not None else container.settings.is_production
 
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     index_key: str | None = Field(default=None, description="base64 HMAC key for identifier look-ups.")
     audit_signing_key: str | None = Field(default=None, description="base64 raw Ed25519 private key.")
     checkpoint_dir: Path | None = None
+    # Clinician page sessions: the Secure cookie flag (default: on in production only, so that
+    # development over http://127.0.0.1 works).
+    review_cookie_secure: bool | None = None
     log_level: str = "INFO"
     log_json: bool = True
     # Jurisdiction-dependent rule parameter (ALC-03).

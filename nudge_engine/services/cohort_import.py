@@ -17,7 +17,6 @@ from nudge_engine.adapters.bulk import bulk_insert
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, new_id
 from nudge_engine.cohort.generate import generate_batches
 from nudge_engine.cohort.model import SyntheticPatient
-from nudge_engine.domain.context import PatientRecord
 from nudge_engine.services.importing import Importer, ImportSummary
 
 NudgeMapper = Callable[[str | None, str | None], str | None]
@@ -40,10 +39,9 @@ def import_cohort(
     for batch in generate_batches(patients, seed=seed, as_of=as_of, batch_size=batch_size):
         with uow_factory() as uow:
             records = [replace(p.record, timezone=p.timezone) for p in batch]
-            programmes = {p.record.identifiers.source_id: str(p.programme) for p in batch}
+            enrolment = {p.record.identifiers.source_id: (str(p.programme), p.enrolled_at) for p in batch}
             ids = importer.store_in(
-                uow.session, records, summary=summary, source="synthetic", now=now,
-                programme_of=_programme_lookup(programmes),
+                uow.session, records, summary=summary, source="synthetic", now=now, enrolment=enrolment,
             )
             _store_history(uow.session, batch, ids, now=now, nudge_for=nudge_for)
             uow.commit()
@@ -51,13 +49,6 @@ def import_cohort(
             progress(len(batch))
     summary.files = 0
     return summary
-
-
-def _programme_lookup(programmes: dict[str, str]) -> Callable[[PatientRecord], str | None]:
-    def programme_of(record: PatientRecord) -> str | None:
-        return programmes.get(record.identifiers.source_id)
-
-    return programme_of
 
 
 def _store_history(

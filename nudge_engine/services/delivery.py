@@ -17,6 +17,12 @@ Ports (seams) this service is given, each with a safe default:
   opt-outs, snooze, quiet hours) over the patient's past serves.
 - :class:`ReviewRouting` receives nudges that now need review. The default routes nothing: the
   nudge is superseded and waits for the next build.
+- :class:`SessionRules` (personalization ``session``): with a ``session_id``, the ready candidates
+  are re-ranked by that app session's recent events (one indexed query): a behaviour just done or a
+  category just dismissed is held back for the session, follow-ups of a just-completed nudge come first.
+
+A nudge the patient flagged ("not right for me", "unsafe for me") is superseded when flagged and
+skipped by the build; a clinician's later approval of the same nudge is still not served over the flag.
 """
 
 from __future__ import annotations
@@ -34,7 +40,15 @@ from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.context_store import load_contexts
-from nudge_engine.adapters.orm import NudgeRow, PatientPreferenceRow, PatientRow, ReadyNudgeRow, ReviewItemRow
+from nudge_engine.adapters.orm import (
+    NudgeRow,
+    PatientEventRow,
+    PatientPreferenceRow,
+    PatientRow,
+    ReadyNudgeRow,
+    ReviewItemRow,
+)
+from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.errors import NotFound
@@ -44,6 +58,7 @@ from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.personalization.candidates import DropReason
 from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
+from nudge_engine.personalization.session import SessionEvent, SessionRules, rerank, summarise
 
 if TYPE_CHECKING:
 
@@ -53,6 +68,8 @@ if TYPE_CHECKING:
 
 CANDIDATES = 16  # ready rows looked at per call, best first
 SERVED_LOOKBACK = timedelta(days=8)  # past serves the burden check may count (a local week and a day)
+SESSION_WINDOW = timedelta(hours=2)  # how far back the events of an app session are read
+SUPPRESSING_FEEDBACK = ("not_right_for_me", "unsafe_for_me")
 
 # Statements of the hot path, built once (Core, bound parameters): building SQLAlchemy statements
 # costs more than running them on an indexed table.
@@ -91,6 +108,20 @@ LOCK_PATIENT = (
     .with_for_update()
 )
 PREFERENCES = select(_prefs).where(_prefs.c.patient_id == bindparam("pid"))
+_ev = cast("Table", PatientEventRow.__table__).c
+SESSION_EVENTS = (  # served by ix_patient_events_patient_time; a session holds a handful of events
+    select(_ev.type, _ev.nudge_id, _ev.properties)
+    .where(_ev.patient_id == bindparam("pid"), _ev.occurred_at >= bindparam("since"),
+           _ev.session_id == bindparam("sid"))
+    .order_by(_ev.occurred_at, _ev.id)
+)
+_fb = cast("Table", PatientFeedbackRow.__table__).c
+FLAGGED = (
+    select(_fb.id)
+    .where(_fb.patient_id == bindparam("pid"), _fb.nudge_id == bindparam("nid"),
+           _fb.kind.in_(SUPPRESSING_FEEDBACK), _fb.lifted_at.is_(None))
+    .limit(1)
+)
 
 
 # --- guardrail port --------------------------------------------------------------------------------
@@ -509,6 +540,7 @@ class _Pass:
     superseded: list[str] = field(default_factory=list)
     hold: Hold | None = None
     context: PatientContext | None = None
+    session_held: int | None = None  # with a session id: candidates the session held back
 
 
 class DeliveryService:
@@ -526,6 +558,8 @@ class DeliveryService:
         policy: ServePolicy | None = None,
         review: ReviewRouting | None = None,
         observer: DeliveryObserver | None = None,
+        session_rules: SessionRules | None = None,
+        session_window: timedelta = SESSION_WINDOW,
     ) -> None:
         self._uow_factory = uow_factory
         self._vault = vault
@@ -537,9 +571,15 @@ class DeliveryService:
         self._policy: ServePolicy = policy or PreferenceServePolicy()
         self._review: ReviewRouting = review or NoReviewRouting()
         self._observer: DeliveryObserver = observer or NullObserver()
+        self._session_rules = session_rules or SessionRules()
+        self._session_window = session_window
 
-    def next_nudge(self, *, source_id: str, actor_id: str | None) -> ServedNudge | None:
-        """The nudge to show now (marked served), or None. Unknown patients raise :class:`NotFound`."""
+    def next_nudge(
+        self, *, source_id: str, actor_id: str | None, session_id: str | None = None
+    ) -> ServedNudge | None:
+        """The nudge to show now (marked served), or None. Unknown patients raise :class:`NotFound`.
+
+        With ``session_id``, the candidates are re-ranked by that app session's recent events."""
         now = self._clock()
         with self._uow_factory() as uow:
             session = uow.session
@@ -550,15 +590,18 @@ class DeliveryService:
             work = _Pass()
             served = self._pick(
                 session, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
-                now=now, actor_id=actor_id, work=work,
+                now=now, actor_id=actor_id, work=work, session_id=session_id,
             )
             if work.expired:
                 session.execute(MARK_EXPIRED, {"ids": work.expired})
             if served is None:
-                outcome = work.hold.reason if work.hold else "none_ready"
+                outcome = work.hold.reason if work.hold else "held_by_session" if work.session_held else "none_ready"
+                details: dict[str, Any] = {"outcome": outcome}
+                if work.session_held is not None:
+                    details["session_held"] = work.session_held
                 work.events.append(
                     AuditEvent(EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id,
-                               decision="none", details={"outcome": outcome})
+                               decision="none", details=details)
                 )
             self._audit.append(session, work.events, now=now)
             uow.commit()
@@ -568,7 +611,7 @@ class DeliveryService:
 
     def _pick(
         self, session: Session, *, patient_id: str, version: int, timezone: str, now: datetime,
-        actor_id: str | None, work: _Pass,
+        actor_id: str | None, work: _Pass, session_id: str | None = None,
     ) -> ServedNudge | None:
         queue = session.execute(QUEUE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
@@ -582,12 +625,20 @@ class DeliveryService:
         if not live:
             return None
         nudges = self._nudges.find(session, [r.nudge_id for r in live])
+        if session_id is not None:
+            live = self._session_order(session, patient_id=patient_id, session_id=session_id, now=now, live=live,
+                                       nudges=nudges, work=work)
         gate: ServeGate | None = None
         for r in live:
             nudge = nudges.get(r.nudge_id)
             if nudge is None:
                 self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=r.nudge_id,
                                 ready_id=r.id, verdict=None, reason="withdrawn")
+                continue
+            if r.review_item_id is not None and _flagged(session, patient_id, nudge.id):
+                # approved by a clinician after the patient flagged it: the patient's flag stands
+                self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=nudge.id,
+                                ready_id=r.id, verdict=None, reason="patient_flagged")
                 continue
             verdict: Recheck | None = None
             rechecked = r.context_version != version
@@ -622,15 +673,42 @@ class DeliveryService:
             if won is None:  # lost the race for this row
                 continue
             caution, digest = tuple(won.caution or ()), str(won.ruleset_digest)
+            served_details: dict[str, Any] = {"delivery_id": r.id, "rechecked": rechecked, "cautions": len(caution)}
+            if work.session_held is not None:
+                served_details["session_held"] = work.session_held
             work.events.append(
                 AuditEvent(
                     EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id, nudge_id=nudge.id,
-                    decision=Verdict.DELIVER.value, ruleset_digest=digest,
-                    details={"delivery_id": r.id, "rechecked": rechecked, "cautions": len(caution)},
+                    decision=Verdict.DELIVER.value, ruleset_digest=digest, details=served_details,
                 )
             )
             return ServedNudge(r.id, nudge, caution, now, r.expires_at, digest, rechecked)
         return None
+
+    def _session_order(
+        self, session: Session, *, patient_id: str, session_id: str, now: datetime, live: list[Any],
+        nudges: dict[str, Nudge | None], work: _Pass,
+    ) -> list[Any]:
+        """``live`` re-ranked by the app session's recent events; what the session rules out is left out."""
+        rows = session.execute(
+            SESSION_EVENTS, {"pid": patient_id, "sid": session_id, "since": now - self._session_window}
+        ).all()
+        work.session_held = 0
+        if not rows:
+            return live
+        events = [SessionEvent(r.type, r.nudge_id, r.properties) for r in rows]
+        dismissed = {e.nudge_id for e in events if e.type == "dismissed" and e.nudge_id} - set(nudges)
+        known = {**nudges, **(self._nudges.find(session, dismissed) if dismissed else {})}
+
+        def category_of(nudge_id: str) -> str | None:
+            found = known.get(nudge_id)
+            return found.category.value if found is not None else None
+
+        state = summarise(events, self._session_rules, category_of=category_of)
+        candidates = [(r.nudge_id, category_of(r.nudge_id) or "") for r in live]
+        order = rerank(candidates, state, self._session_rules)
+        work.session_held = len(order.held)
+        return [live[i] for i in order.order]
 
     def _recheck(
         self, session: Session, patient_id: str, nudge: Nudge, now: datetime, work: _Pass
@@ -654,6 +732,11 @@ class DeliveryService:
             superseded_event(actor_id=actor_id, patient_id=patient_id, nudge_id=nudge_id, ready_id=ready_id,
                              recheck=verdict, reason=reason)
         )
+
+
+def _flagged(session: Session, patient_id: str, nudge_id: str) -> bool:
+    """The patient flagged this nudge ("not right for me", "unsafe for me") and the flag was not lifted."""
+    return session.execute(FLAGGED, {"pid": patient_id, "nid": nudge_id}).first() is not None
 
 
 def supersede_rows(session: Session, ids: Sequence[str]) -> None:

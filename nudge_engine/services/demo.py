@@ -48,12 +48,14 @@ def run_demo(*, patients: int, seed: int, console: Console, progress: Progress) 
                   f"digest {container.ruleset.digest[:19]}…; catalog of {len(catalog)} nudges")
 
     now = container.clock()
+    # The cohort is drawn as of the start of today (UTC): running the demo again today changes nothing.
+    cohort_as_of = now.replace(hour=0, minute=0, second=0, microsecond=0)
     importer = Importer(uow_factory=container.uow, vault=container.vault, audit=container.audit,
                         clock=container.clock)
     with progress:
         task = progress.add_task("generating and importing", total=patients)
         summary = import_cohort(
-            importer, container.uow, patients=patients, seed=seed, as_of=now, now=now,
+            importer, container.uow, patients=patients, seed=seed, as_of=cohort_as_of, now=now,
             nudge_for=nudge_mapper(catalog), progress=lambda n: progress.advance(task, n),
         )
         build_task = progress.add_task("building", total=None)
@@ -74,9 +76,15 @@ def run_demo(*, patients: int, seed: int, console: Console, progress: Progress) 
         container.dispose()
         raise SystemExit(1)
     console.print(result.summary())
-    console.print("\nNext: start the API and the clinician pages with  [bold].venv/bin/nudge-engine serve[/bold]"
-                  "  (http://127.0.0.1:8000, OpenAPI at /openapi.json)")
-    console.print("API tokens: .venv/bin/nudge-engine tokens create --role service --name my-backend")
+
+    from clinical_review import ensure_demo_clinician
+
+    username, password = ensure_demo_clinician(container)
+    console.print("\nNext: start the API and the clinician pages with  [bold].venv/bin/nudge-engine serve[/bold]")
+    console.print("  API: http://127.0.0.1:8000 (OpenAPI at /openapi.json); a token for the patient-app backend:"
+                  " .venv/bin/nudge-engine tokens create --role service --name my-backend")
+    console.print(f"  clinician review queue: http://127.0.0.1:8000/review/  user [bold]{username}[/bold]"
+                  f"  password [bold]{password}[/bold] (new on every demo run; stored only hashed)")
     container.dispose()
 
 

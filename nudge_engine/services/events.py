@@ -1,5 +1,10 @@
 """Recording patient events (delivered, opened, dismissed, completed, activity), idempotently.
 
+Every event is checked against the tracking plan (:mod:`nudge_engine.tracking`) before it is
+stored: a misfit is refused (:class:`InvalidInput` naming the body field, and counted) or, in
+quarantine mode, set aside and answered as such; it never becomes a raw event. In low-retention
+mode an event older than the raw-event window is refused too: nothing older than the window is stored.
+
 With an idempotency key, the first request for (patient, key) stores the event, its audit record
 and the answer it gave, in one transaction; any later request with the same key gets that stored
 answer back and changes nothing. Concurrent duplicates race on the unique constraint
@@ -25,6 +30,8 @@ from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
 from nudge_engine.services.delivery import PatientLookup
+from nudge_engine.tracking.intake import SetAside, TrackingGate
+from nudge_engine.tracking.settings import TrackingMode
 
 if TYPE_CHECKING:
     from nudge_engine.adapters.unit_of_work import UnitOfWork
@@ -67,9 +74,9 @@ _AUDIT_TYPE = {
 
 @dataclass(frozen=True, slots=True)
 class EventInput:
-    """One event as the patient-app backend reports it (already schema-validated)."""
+    """One event as the patient-app backend reports it (envelope schema-validated; the plan is checked here)."""
 
-    kind: EventKind
+    kind: str
     occurred_at: datetime
     nudge_id: str | None = None
     session_id: str | None = None
@@ -78,7 +85,7 @@ class EventInput:
     def fingerprint(self) -> str:
         """A digest of the request, to tell a true retry from a reused key."""
         doc = {
-            "kind": self.kind.value,
+            "kind": str(self.kind),
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "nudge_id": self.nudge_id,
             "session_id": self.session_id,
@@ -93,6 +100,7 @@ class RecordedEvent:
 
     body: Mapping[str, Any]
     replayed: bool
+    set_aside: SetAside | None = None  # quarantined (the body says so), not stored as an event
 
 
 class EventRecorder:
@@ -105,12 +113,16 @@ class EventRecorder:
         vault: IdentifierVault,
         audit: AuditTrail,
         clock: Callable[[], datetime],
+        tracking: TrackingGate | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._vault = vault
         self._audit = audit
         self._clock = clock
         self._patients = PatientLookup(vault)
+        self._tracking = tracking or TrackingGate.default()
+        self._max_age = max_age  # low-retention mode: nothing older than the raw-event window is stored
 
     def record(
         self, *, source_id: str, event: EventInput, idempotency_key: str | None, actor_id: str | None
@@ -118,8 +130,8 @@ class EventRecorder:
         now = self._clock()
         if event.occurred_at > now + FUTURE_SLACK:
             raise InvalidInput("occurred_at: lies in the future")
-        if event.kind in NUDGE_EVENTS and not event.nudge_id:
-            raise InvalidInput(f"nudge_id: is required for '{event.kind.value}' events")
+        if self._max_age is not None and event.occurred_at < now - self._max_age:
+            raise InvalidInput(f"occurred_at: older than the raw-event retention window ({self._max_age.days} days)")
         fingerprint = event.fingerprint()
         try:
             with self._uow_factory() as uow:
@@ -128,6 +140,18 @@ class EventRecorder:
                     earlier = _stored(uow.session, patient_id, idempotency_key)
                     if earlier is not None:
                         return _replay(earlier, fingerprint)
+                problems = self._tracking.check(event.kind, nudge_id=event.nudge_id, properties=event.properties)
+                if problems:
+                    aside, events = self._tracking.set_aside(
+                        uow.session, patient_id=patient_id, type_=event.kind, nudge_id=event.nudge_id,
+                        session_id=event.session_id, occurred_at=event.occurred_at, properties=event.properties,
+                        problems=problems, now=now, actor_id=actor_id,
+                    )
+                    self._audit.append(uow.session, events, now=now)
+                    uow.commit()
+                    if aside.outcome is TrackingMode.REFUSE:
+                        raise InvalidInput("; ".join(str(p) for p in problems))
+                    return RecordedEvent(_quarantined_body(aside), replayed=False, set_aside=aside)
                 if event.nudge_id is not None and not _was_served(uow.session, patient_id, event.nudge_id):
                     raise NotFound("nudge not found")
                 body = self._store(
@@ -164,31 +188,39 @@ class EventRecorder:
         actor_id: str | None, now: datetime,
     ) -> dict[str, Any]:
         event_id = new_id()
+        kind = EventKind(event.kind)
         body: dict[str, Any] = {
             "event_id": event_id,
-            "type": event.kind.value,
+            "type": kind.value,
             "nudge_id": event.nudge_id,
             "occurred_at": event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "received_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
         session.execute(
             STORE_EVENT,
-            {"id": event_id, "patient_id": patient_id, "type": event.kind.value, "nudge_id": event.nudge_id,
+            {"id": event_id, "patient_id": patient_id, "type": kind.value, "nudge_id": event.nudge_id,
              "session_id": event.session_id, "occurred_at": event.occurred_at, "received_at": now,
              "properties": dict(event.properties or {}), "idempotency_key": key,
              "response": {"status": 201, "body": body, "request": fingerprint}},
         )
         details: dict[str, Any] = {"event_id": event_id}
         minutes = (event.properties or {}).get("minutes")
-        if event.kind is EventKind.ACTIVITY and isinstance(minutes, int) and not isinstance(minutes, bool):
+        if kind is EventKind.ACTIVITY and isinstance(minutes, int) and not isinstance(minutes, bool):
             details["minutes"] = minutes
         self._audit.append(
             session,
-            [AuditEvent(_AUDIT_TYPE[event.kind], "service", actor_id=actor_id, patient_ref=patient_id,
+            [AuditEvent(_AUDIT_TYPE[kind], "service", actor_id=actor_id, patient_ref=patient_id,
                         nudge_id=event.nudge_id, details=details)],
             now=now,
         )
         return body
+
+
+def _quarantined_body(aside: SetAside) -> dict[str, Any]:
+    return {
+        "status": "quarantined", "intake_id": aside.intake_id, "plan_version": aside.plan_version,
+        "problems": [{"field": p.field, "code": p.code} for p in aside.problems],
+    }
 
 
 def _stored(session: Session, patient_id: str, key: str) -> dict[str, Any] | None:

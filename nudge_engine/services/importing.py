@@ -9,7 +9,7 @@ skipped.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from nudge_engine.adapters.unit_of_work import UnitOfWork
     from nudge_engine.audit.trail import AuditTrail
     from nudge_engine.privacy.vault import IdentifierVault
+
+
+Enrolment = tuple[str | None, datetime | None]  # (programme, enrolled at)
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Importer:
         *,
         summary: ImportSummary,
         source: str,
-        programme_of: Callable[[PatientRecord], str | None] | None = None,
+        enrolment: Mapping[str, Enrolment] | None = None,
         replace_all_origins: bool = False,
     ) -> list[str]:
         """Store one batch in one transaction; returns the surrogate ids in input order.
@@ -158,7 +161,7 @@ class Importer:
         now = self._clock()
         with self._uow_factory() as uow:
             ids = self.store_in(
-                uow.session, records, summary=summary, source=source, now=now, programme_of=programme_of,
+                uow.session, records, summary=summary, source=source, now=now, enrolment=enrolment,
                 replace_all_origins=replace_all_origins,
             )
             uow.commit()
@@ -172,12 +175,16 @@ class Importer:
         summary: ImportSummary,
         source: str,
         now: datetime,
-        programme_of: Callable[[PatientRecord], str | None] | None = None,
+        enrolment: Mapping[str, Enrolment] | None = None,
         replace_all_origins: bool = False,
         actor_role: str = "system",
         actor_id: str | None = None,
     ) -> list[str]:
-        """Like :meth:`store`, inside the caller's unit of work (which commits); audited as the given actor."""
+        """Like :meth:`store`, inside the caller's unit of work (which commits); audited as the given actor.
+
+        ``enrolment`` maps a source id to the programme and enrolment time of a *new* patient
+        (default: no programme, enrolled now).
+        """
         known = self._vault.find_patients(session, [r.identifiers.source_id for r in records])
         existing = {
             row.id: dict(row.context_digests or {})
@@ -196,6 +203,7 @@ class Importer:
             pid = known.get(source_id) or seen.get(source_id)
             born = record.context.birth_date
             if pid is None:
+                programme, enrolled_at = (enrolment or {}).get(source_id, (None, None))
                 pid = new_id()
                 seen[source_id] = pid
                 new_rows.append({
@@ -203,7 +211,7 @@ class Importer:
                     "birth_year": born.year if born else None, "birth_month": born.month if born else None,
                     "sex": record.context.sex,
                     "deceased": record.deceased, "timezone": record.timezone or "UTC", "locale": "en-US",
-                    "programme": programme_of(record) if programme_of else None, "enrolled_at": now,
+                    "programme": programme, "enrolled_at": enrolled_at or now,
                     "source": source, "context_version": 1, "context_updated_at": now,
                     "context_digests": {source: digest},
                 })
