@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
     from nudge_engine.adapters.unit_of_work import UnitOfWork, UnitOfWorkFactory
     from nudge_engine.audit.trail import AuditTrail
+    from nudge_engine.experiments.model import ExperimentsConfig
     from nudge_engine.guardrails.compiler import CompiledRuleSet
     from nudge_engine.personalization.catalog import Catalog
+    from nudge_engine.personalization.programmes import ProgrammeSet
     from nudge_engine.personalization.segments import SegmentModel
     from nudge_engine.privacy.vault import IdentifierVault
 
@@ -97,6 +99,18 @@ class Container:
         from nudge_engine.personalization.segments import SegmentModel
 
         return SegmentModel(load_segment_spec(self.settings.segments))
+
+    @cached_property
+    def experiments(self) -> ExperimentsConfig:
+        from nudge_engine.experiments.loader import load_experiments
+
+        return load_experiments(self.settings.experiments)
+
+    @cached_property
+    def programmes(self) -> ProgrammeSet:
+        from nudge_engine.personalization.programmes import load_programmes
+
+        return load_programmes(self.settings.programmes_dir, self.catalog)
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

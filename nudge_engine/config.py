@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     rules_dir: Path = Field(default_factory=_default_rules_dir)
     catalog: Path = Field(default_factory=_default_catalog)
     segments: Path = Field(default_factory=_default_segments)
+    experiments: Path = Field(default_factory=lambda: PACKAGE_ROOT / "data" / "experiments.yaml")
+    programmes_dir: Path = Field(default_factory=lambda: PACKAGE_ROOT / "data" / "programmes")
     var_dir: Path = Path("var")
     # Secrets: base64 keys. In development missing ones are generated into var_dir (0600).
     master_keys: str | None = Field(

@@ -31,14 +31,19 @@ def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
 
 
 def sync_experiments(session: Session, config: ExperimentsConfig) -> None:
-    """Store (or update) each experiment's definition, so assignments can reference it."""
+    """Store (or update) each experiment's definition, so assignments can reference it.
+
+    Build workers run this concurrently in their shard transactions: a new definition is inserted
+    with ON CONFLICT DO NOTHING, so two workers meeting a new experiment at once never collide.
+    """
     for spec in config.experiments:
-        row = session.get(ExperimentRow, spec.id)
         definition = spec.model_dump(mode="json")
-        if row is None:
-            session.add(ExperimentRow(id=spec.id, version=spec.version, salt=spec.salt, definition=definition,
-                                      starts_at=spec.starts_at, ends_at=spec.ends_at))
-        elif row.definition != definition:
+        bulk_insert(session, ExperimentRow, [{
+            "id": spec.id, "version": spec.version, "salt": spec.salt, "definition": definition,
+            "starts_at": spec.starts_at, "ends_at": spec.ends_at,
+        }], ignore_conflicts=True)
+        row = session.get(ExperimentRow, spec.id)
+        if row is not None and row.definition != definition:
             row.version, row.salt, row.definition = spec.version, spec.salt, definition
             row.starts_at, row.ends_at = spec.starts_at, spec.ends_at
     session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nudge_engine.adapters.orm.base import ID, Base, new_id
@@ -52,6 +52,7 @@ class PatientDecisionRow(Base):
     __table_args__ = (
         UniqueConstraint("cycle_id", "patient_id"),
         Index("ix_patient_decisions_patient", "patient_id", "created_at"),
+        Index("ix_patient_decisions_created", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
@@ -64,6 +65,10 @@ class PatientDecisionRow(Base):
     blocked: Mapped[list[Any]] = mapped_column(default=list)
     dropped: Mapped[dict[str, Any]] = mapped_column(default=dict)
     segments: Mapped[list[str]] = mapped_column(default=list)
+    experiments: Mapped[dict[str, Any]] = mapped_column(default=dict)  # experiment id -> arm (exposure)
+    held_out: Mapped[bool] = mapped_column(default=False)
+    withheld: Mapped[list[str]] = mapped_column(default=list)  # what a held-out patient would have got
+    stage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # programme, version, stage
     ruleset_digest: Mapped[str] = mapped_column(String(80))
     model_version: Mapped[str | None] = mapped_column(String(64))
     context_version: Mapped[int] = mapped_column(Integer, default=0)

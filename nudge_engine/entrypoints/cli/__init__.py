@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from nudge_engine.entrypoints.cli import build, data, db, serve
+from nudge_engine.entrypoints.cli import build, data, db, report, serve
 
 app = typer.Typer(
     name="nudge-engine",
@@ -24,6 +24,7 @@ data.register(app)
 app.command("build")(build.build_cmd)
 app.command("scheduler")(build.scheduler_cmd)
 app.command("serve")(serve.serve_cmd)
+app.command("report")(report.report_cmd)
 
 # Sub-apps owned by their feature packages; mounted when present.
 _SUBAPPS = {
@@ -35,6 +36,7 @@ _SUBAPPS = {
     "catalog": "Validate the nudge catalog and programmes.",
     "clinicians": "Accounts for the clinician review pages.",
     "evaluate": "Estimate a policy's value offline (IPS, SNIPS, doubly robust) or in the simulator.",
+    "experiments": "Check experiments for overlaps, sample-ratio mismatch and results.",
 }
 for _name, _help in _SUBAPPS.items():
     try:

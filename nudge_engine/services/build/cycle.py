@@ -37,22 +37,38 @@ from nudge_engine.adapters.shards import (
 )
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit.trail import AuditTrail
+from nudge_engine.config import PACKAGE_ROOT
 from nudge_engine.domain.errors import NotFound
+from nudge_engine.experiments.assignment import ArmAssignment, assign, safe_nudges
+from nudge_engine.experiments.model import ExperimentsConfig
+from nudge_engine.experiments.repository import record_assignments
 from nudge_engine.guardrails.columns import NudgeColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.logs import get_logger
+from nudge_engine.personalization.agenda import (
+    PatientStages,
+    agenda_components,
+    content_similarity,
+    near_duplicates,
+    patient_stages,
+    patient_weights,
+)
 from nudge_engine.personalization.candidates import REASONS, DropReason
 from nudge_engine.personalization.catalog import Catalog, catalog_digest
 from nudge_engine.personalization.pipeline import event_windows, plan_batch
 from nudge_engine.personalization.plan import BatchPlan
-from nudge_engine.personalization.ranking import RankingPolicy
+from nudge_engine.personalization.programmes import ProgrammeSet, load_programmes
+from nudge_engine.personalization.ranking import PolicyKind, RankingPolicy
 from nudge_engine.personalization.segments import SegmentModel
 from nudge_engine.services.build.guarding import ShardGuardrails
 from nudge_engine.services.build.loading import LoadedShard, load_shard
+from nudge_engine.services.build.models import PolicyFamily
 from nudge_engine.services.build.outcomes import ChosenNudge, FlaggedNudge, PatientOutcome
+from nudge_engine.services.build.slicing import take_rows
 from nudge_engine.services.build.writer import QueuePolicy, write_outcomes
 
 log = get_logger(__name__)
+PROGRAMMES_DIR = PACKAGE_ROOT / "data" / "programmes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +77,7 @@ class BuildOptions:
     per_patient: int = 2  # ready nudges per patient
     review_per_patient: int = 1  # review items opened per patient and cycle at most
     seed: int = 20250601
+    weights: tuple[tuple[str, float], ...] = ()  # late-binding weight overrides for this build
 
 
 @dataclass
@@ -78,6 +95,7 @@ class CycleSummary:
     blocked_by_rule: Counter[str] = field(default_factory=Counter)
     review_by_rule: Counter[str] = field(default_factory=Counter)
     caution_by_rule: Counter[str] = field(default_factory=Counter)
+    held_out: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     finished: bool = False
     seconds: float = 0.0
@@ -88,7 +106,7 @@ class CycleSummary:
             "shards_built": self.shards_built, "patients": self.patients,
             "ready": {"inserted": self.ready_inserted, "kept": self.ready_kept, "superseded": self.ready_superseded},
             "review": {"created": self.review_created, "auto_approved": self.review_auto_approved},
-            "patients_without_nudge": self.patients_without_nudge,
+            "patients_without_nudge": self.patients_without_nudge, "held_out": self.held_out,
             "blocked_by_rule": dict(sorted(self.blocked_by_rule.items())),
             "review_by_rule": dict(sorted(self.review_by_rule.items())),
             "caution_by_rule": dict(sorted(self.caution_by_rule.items())),
@@ -117,6 +135,8 @@ class BuildCycle:
         worker: str,
         options: BuildOptions = BuildOptions(),
         queue: QueuePolicy | None = None,
+        experiments: ExperimentsConfig | None = None,
+        programmes: ProgrammeSet | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.audit = audit
@@ -132,6 +152,13 @@ class BuildCycle:
         self.nudge_columns = NudgeColumns.from_nudges(self.nudges, ruleset)
         self.catalog_digest = catalog_digest(catalog)
         self.windows = event_windows(catalog, segments)
+        self.experiments = experiments if experiments is not None else ExperimentsConfig(version="none")
+        self.programmes = programmes if programmes is not None else load_programmes(PROGRAMMES_DIR, catalog)
+        self.similarity = content_similarity(catalog)
+        self.too_similar = self.similarity.near_duplicates()
+        self.weight_overrides = dict(self.options.weights)
+        self.policies = PolicyFamily(policy, catalog=catalog, segments=segments)
+        self.safe = safe_nudges([str(x.category) for x in self.nudges], [sorted(x.tags) for x in self.nudges])
 
     # ------------------------------------------------------------------ cycle
     def start_or_resume(self) -> tuple[str, datetime, bool]:
@@ -209,17 +236,40 @@ class BuildCycle:
         loaded = load_shard(session, claim, as_of=as_of, catalog=self.catalog, windows=self.windows)
         if not loaded.patient_ids:
             return
+        batch = loaded.batch
         guard = ShardGuardrails(self.ruleset, loaded.contexts, self.nudges, self.nudge_columns, as_of=as_of)
+        assignment = assign(self.experiments, loaded.patient_ids, programmes=batch.programme, flags=batch.flags,
+                            now=as_of)
+        stages = patient_stages(batch, self.programmes, as_of)
+        components = agenda_components(batch, self.catalog, self.programmes, as_of, similarity=self.similarity,
+                                       stages=stages)
+        near_duplicate = near_duplicates(batch, self.similarity, as_of)
         day = as_of.astimezone(UTC).date().toordinal()
-        salt = int(hashlib.sha256(self.policy.version.encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng([self.options.seed, day, salt, claim.shard_count, claim.shard_no])
-        plan = plan_batch(
-            loaded.batch, self.catalog, self.segments, self.policy, guard, now=as_of, rng=rng,
-            per_patient=self.options.per_patient, review_per_patient=self.options.review_per_patient,
-        )
-        outcomes = self._outcomes(plan, loaded, guard, summary)
+        outcomes: list[PatientOutcome | None] = [None] * len(loaded.patient_ids)
+        # Patients in a policy arm of an experiment rank with that arm's policy; the rest with the default.
+        kinds = np.array([assignment.policy[i] or "" for i in range(len(assignment))], dtype=np.str_)
+        for kind in sorted(set(kinds.tolist())):
+            rows = np.flatnonzero(kinds == kind)
+            policy = self.policies.of(PolicyKind(kind)) if kind else self.policy
+            part = take_rows(batch, rows)
+            salt = int(hashlib.sha256(policy.version.encode()).hexdigest()[:8], 16)
+            rng = np.random.default_rng([self.options.seed, day, salt, claim.shard_count, claim.shard_no])
+            plan = plan_batch(
+                part, self.catalog, self.segments, policy, guard, now=as_of, rng=rng,
+                per_patient=self.options.per_patient, review_per_patient=self.options.review_per_patient,
+                extra_components={name: values[rows] for name, values in components.items()},
+                row_weights=patient_weights(part.programme, self.programmes, policy.score_weights,
+                                            overrides=self.weight_overrides),
+                near_duplicate=near_duplicate[rows], too_similar=self.too_similar,
+            )
+            for outcome in self._outcomes(plan, loaded, guard, summary, assignment=assignment, stages=stages,
+                                          model_version=policy.version):
+                outcomes[loaded.patient_ids.index(outcome.patient_id)] = outcome
+        done = [o for o in outcomes if o is not None]
+        exposed = np.array([bool(o.chosen or o.withheld) for o in done], dtype=bool)
+        record_assignments(session, self.experiments, assignment, exposed=exposed, now=as_of)
         counts = write_outcomes(
-            session, outcomes, cycle_id=claim.cycle_id, now=self.clock(), ruleset_digest=self.ruleset.digest,
+            session, done, cycle_id=claim.cycle_id, now=self.clock(), ruleset_digest=self.ruleset.digest,
             model_version=self.policy.version, audit=self.audit, policy=self.queue,
         )
         summary.patients += counts.patients
@@ -228,21 +278,37 @@ class BuildCycle:
         summary.ready_superseded += counts.ready_superseded
         summary.review_created += counts.review_created
         summary.review_auto_approved += counts.review_auto_approved
+        summary.held_out += sum(1 for o in done if o.held_out)
 
     def _outcomes(
-        self, plan: BatchPlan, loaded: LoadedShard, guard: ShardGuardrails, summary: CycleSummary
+        self,
+        plan: BatchPlan,
+        loaded: LoadedShard,
+        guard: ShardGuardrails,
+        summary: CycleSummary,
+        *,
+        assignment: ArmAssignment,
+        stages: PatientStages,
+        model_version: str,
     ) -> list[PatientOutcome]:
+        """Per-patient outcomes of one plan. Plan rows map to shard patients through ``plan.patient_idx``."""
         ids = plan.nudge_ids
-        n = len(loaded.patient_ids)
+        n = len(plan)
+        shard_row = [int(i) for i in plan.patient_idx]
         chosen: list[list[ChosenNudge]] = [[] for _ in range(n)]
+        withheld: list[list[str]] = [[] for _ in range(n)]
         review: list[list[FlaggedNudge]] = [[] for _ in range(n)]
         blocked: list[list[FlaggedNudge]] = [[] for _ in range(n)]
         dropped: list[dict[str, list[str]]] = [{} for _ in range(n)]
         not_eligible = np.zeros(n, dtype=np.int64)
+        held = assignment.held_out
         order = np.lexsort((plan.chosen_rank, plan.chosen_row))
         for i in order.tolist():
             row, nudge = int(plan.chosen_row[i]), int(plan.chosen_nudge[i])
-            fired = guard.evidence(row, nudge) if plan.chosen_fired[i] else ()
+            if held[shard_row[row]] and not self.safe[nudge]:
+                withheld[row].append(ids[nudge])  # a holdout: recorded as what would have been sent
+                continue
+            fired = guard.evidence(shard_row[row], nudge) if plan.chosen_fired[i] else ()
             summary.caution_by_rule.update(plan.chosen_fired[i])
             chosen[row].append(ChosenNudge(
                 ids[nudge], float(plan.chosen_score[i]), float(plan.chosen_propensity[i]),
@@ -251,12 +317,14 @@ class BuildCycle:
         for i in range(len(plan.review_row)):
             row, nudge = int(plan.review_row[i]), int(plan.review_nudge[i])
             summary.review_by_rule.update(plan.review_fired[i])
-            if plan.review_routed[i]:
-                review[row].append(FlaggedNudge(ids[nudge], guard.evidence(row, nudge), plan.review_escalation[i]))
+            if plan.review_routed[i] and not (held[shard_row[row]] and not self.safe[nudge]):
+                review[row].append(FlaggedNudge(ids[nudge], guard.evidence(shard_row[row], nudge),
+                                                plan.review_escalation[i]))
         for i in range(len(plan.blocked_row)):
             row, nudge = int(plan.blocked_row[i]), int(plan.blocked_nudge[i])
             summary.blocked_by_rule.update(plan.blocked_fired[i])
-            blocked[row].append(FlaggedNudge(ids[nudge], guard.evidence(row, nudge), plan.blocked_escalation[i]))
+            blocked[row].append(FlaggedNudge(ids[nudge], guard.evidence(shard_row[row], nudge),
+                                             plan.blocked_escalation[i]))
         not_eligible_code = REASONS.index(DropReason.NOT_ELIGIBLE)
         for i in range(len(plan.dropped_row)):
             row, code = int(plan.dropped_row[i]), int(plan.dropped_reason[i])
@@ -267,13 +335,16 @@ class BuildCycle:
         summary.dropped.update(plan.reason_counts())
         outcomes = []
         for row in range(n):
+            k = shard_row[row]
             if not_eligible[row]:
                 dropped[row]["not_eligible_count"] = [str(int(not_eligible[row]))]
             if not chosen[row]:
                 summary.patients_without_nudge += 1
             outcomes.append(PatientOutcome(
-                loaded.patient_ids[row], loaded.context_versions[row], tuple(chosen[row]), tuple(review[row]),
+                loaded.patient_ids[k], loaded.context_versions[k], tuple(chosen[row]), tuple(review[row]),
                 tuple(blocked[row]), dropped[row], tuple(plan.segments_of(row)),
+                experiments=assignment.arms_of(k), held_out=bool(held[k]), withheld=tuple(withheld[row]),
+                stage=stages.record(k), model_version=model_version,
             ))
         return outcomes
 

@@ -17,5 +17,5 @@ def build_cycle(container: Container, *, worker: str, options: BuildOptions | No
     return BuildCycle(
         uow_factory=container.uow, audit=container.audit, ruleset=container.ruleset, catalog=container.catalog,
         segments=container.segments, policy=policy, clock=container.clock, worker=worker,
-        options=options or BuildOptions(),
+        options=options or BuildOptions(), experiments=container.experiments, programmes=container.programmes,
     )

@@ -15,6 +15,7 @@ from nudge_engine.adapters.orm import ModelVersionRow
 from nudge_engine.personalization.bandit import LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.catalog import Catalog
+from nudge_engine.personalization.context import context_names
 from nudge_engine.personalization.ranking import PolicyKind, RankingPolicy
 from nudge_engine.personalization.segments import SegmentModel
 
@@ -27,6 +28,26 @@ def latest_model(session: Session, kind: str) -> ModelVersionRow | None:
     return session.scalars(
         select(ModelVersionRow).where(ModelVersionRow.kind == kind).order_by(ModelVersionRow.created_at.desc())
     ).first()
+
+
+class PolicyFamily:
+    """The build's default policy and, for experiment arms, the same models under another policy kind."""
+
+    def __init__(self, default: RankingPolicy, *, catalog: Catalog, segments: SegmentModel) -> None:
+        self.default = default
+        self._catalog = catalog
+        self._segments = segments
+        self._made: dict[PolicyKind, RankingPolicy] = {default.kind: default}
+
+    def of(self, kind: PolicyKind) -> RankingPolicy:
+        found = self._made.get(kind)
+        if found is None:
+            bandit = self.default.bandit
+            if kind is PolicyKind.BANDIT and bandit is None:  # an arm asks for it before any training
+                bandit = LinearThompson(context_names(self._segments.ids), self._catalog.ids,
+                                        self._catalog.category_code)
+            found = self._made[kind] = RankingPolicy(kind, self.default.baseline, bandit)
+        return found
 
 
 def current_policy(session: Session, *, catalog: Catalog, segments: SegmentModel) -> RankingPolicy:

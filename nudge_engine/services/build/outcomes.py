@@ -39,6 +39,11 @@ class PatientOutcome:
     blocked: tuple[FlaggedNudge, ...] = ()
     dropped: dict[str, list[str]] = field(default_factory=dict)
     segments: tuple[str, ...] = ()
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment id -> arm
+    held_out: bool = False  # a holdout: only safety-relevant nudges are made ready
+    withheld: tuple[str, ...] = ()  # what a held-out patient would have got
+    stage: dict[str, Any] | None = None  # programme, version and stage, when enrolled in a programme
+    model_version: str | None = None
 
     @property
     def outcome(self) -> str:

@@ -119,8 +119,12 @@ def _decision_row(
         "blocked": [_flagged(f) for f in o.blocked],
         "dropped": o.dropped,
         "segments": list(o.segments),
+        "experiments": dict(o.experiments),
+        "held_out": o.held_out,
+        "withheld": list(o.withheld),
+        "stage": _json_safe(o.stage) if o.stage is not None else None,
         "ruleset_digest": digest,
-        "model_version": model_version,
+        "model_version": o.model_version or model_version,
         "context_version": o.context_version,
     }
 
@@ -301,7 +305,9 @@ def _built_event(o: PatientOutcome, digest: str, model_version: str | None) -> A
             "review": [f.nudge_id for f in o.review],
             "blocked": [f.nudge_id for f in o.blocked],
             "dropped": {reason: len(ids) for reason, ids in o.dropped.items()},
-            "model_version": model_version,
+            "model_version": o.model_version or model_version,
             "escalation": o.escalation,
+            "arms": dict(o.experiments),
+            "held_out": o.held_out,
         },
     )
