@@ -38,7 +38,7 @@ def nudge_mapper(catalog: Catalog) -> NudgeMapper:
     return map_id
 
 
-def run_demo(*, patients: int, seed: int, console: Console, progress: Progress) -> None:
+def run_demo(*, patients: int, seed: int, console: Console, progress: Progress, simulate_days: int = 0) -> None:
     container = Container.from_env()
     console.print(f"[bold]nudge-engine demo[/bold]: {patients} synthetic patients, seed {seed}")
     upgrade(container.engine)
@@ -66,6 +66,9 @@ def run_demo(*, patients: int, seed: int, console: Console, progress: Progress) 
     _print_cycle(console, built)
     _print_examples(console, container, catalog)
 
+    if simulate_days:
+        _simulate_and_report(console, container, days=simulate_days, seed=seed, progress=progress)
+
     with container.uow() as uow:
         result = container.audit.verify(uow.session)
         if result.ok:
@@ -86,6 +89,34 @@ def run_demo(*, patients: int, seed: int, console: Console, progress: Progress) 
     console.print(f"  clinician review queue: http://127.0.0.1:8000/review/  user [bold]{username}[/bold]"
                   f"  password [bold]{password}[/bold] (new on every demo run; stored only hashed)")
     container.dispose()
+
+
+def _simulate_and_report(console: Console, container: Container, *, days: int, seed: int, progress: Progress) -> None:
+    """A few simulated weeks with planted effects, then the monitoring report over them."""
+    from nudge_engine.experiments.simulation import Plant, simulate_weeks
+    from nudge_engine.monitoring.settings import MonitorSettings
+    from nudge_engine.reporting.service import default_as_of, generate_report
+
+    plant = Plant(
+        effect={("reminder_framing", "social_proof"): 0.08},  # a known +8-point completion effect
+        harm=("ranking_policy", "bandit", "older_adult", 0.3),  # the bandit arm harms older adults
+        drift_from_day=max(1, days - 4),  # activity minutes reported 2.5x from then on
+    )
+    with progress:
+        task = progress.add_task("simulating days", total=days)
+        result = simulate_weeks(container, days=days, seed=seed, plant=plant,
+                                progress=lambda done, total: progress.update(task, completed=done, total=total))
+    out = container.settings.var_dir / "report"
+    with container.uow() as uow:
+        as_of = default_as_of(uow.session, container.clock())
+        written = generate_report(uow.session, out, now=as_of, generated_at=container.clock(),
+                                  settings=MonitorSettings(window_days=4, reference_days=4),
+                                  experiments=container.experiments)
+    console.print(f"simulated {result.days} days ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}) with a planted "
+                  "+8-point effect, a segment harm and drift")
+    for alert in written.checkup.alerts[:8]:
+        console.print(f"  alert: {alert.check} {alert.subject}", markup=False)
+    console.print(f"report: {written.html} (open it in a browser; the same data in {written.json.name})")
 
 
 def _print_cycle(console: Console, built: CycleSummary) -> None:

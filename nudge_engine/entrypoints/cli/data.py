@@ -51,12 +51,16 @@ def import_cmd(
 def demo_cmd(
     patients: int = typer.Option(1000, "--patients", min=1, help="Synthetic cohort size."),
     seed: int = typer.Option(42, "--seed", help="Random seed of the cohort."),
+    simulate_days: int = typer.Option(
+        7, "--simulate-days", min=0, help="Simulated days of patient responses and daily builds (0: none)."
+    ),
 ) -> None:
     """What ``make demo`` runs: migrate, generate and import a cohort, build, summarise."""
     from nudge_engine.services.demo import run_demo
 
     with fail_on_error():
-        run_demo(patients=patients, seed=seed, console=console, progress=_progress(quiet=False))
+        run_demo(patients=patients, seed=seed, console=console, progress=_progress(quiet=False),
+                 simulate_days=simulate_days)
 
 
 def register(app: typer.Typer) -> None:
