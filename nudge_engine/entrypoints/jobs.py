@@ -18,9 +18,11 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from nudge_engine.bootstrap import Container
 from nudge_engine.logs import bind_job, get_logger
+from nudge_engine.monitoring.alerts import AlertSink
 
 log = get_logger(__name__)
 
@@ -64,12 +66,31 @@ def checkpoint_job(container: Container) -> object:
     return None if checkpoint is None else checkpoint.head_seq
 
 
+def monitor_job(container: Container) -> object:
+    """Monitoring checks over the sliding windows; crossings become alerts (log, metric, audit record)."""
+    from nudge_engine.monitoring.checkup import run_checkup
+    from nudge_engine.monitoring.settings import MonitorSettings
+
+    sink = _SINKS.get(id(container))
+    if sink is None:  # one per process: the scheduler's metrics live in the default registry
+        sink = _SINKS[id(container)] = AlertSink(REGISTRY if not _SINKS else CollectorRegistry())
+    with container.uow() as uow:
+        checkup = run_checkup(uow.session, now=container.clock(), settings=MonitorSettings(),
+                              experiments=container.experiments, sink=sink, audit=container.audit)
+        uow.commit()
+    return len(checkup.alerts)
+
+
+_SINKS: dict[int, AlertSink] = {}
+
+
 def job_table() -> list[JobSpec]:
     return [
         JobSpec("build", IntervalTrigger(minutes=30), build_job, grace_seconds=600),
         JobSpec("retrain", CronTrigger(hour=2, minute=30), retrain_job, grace_seconds=3600),
         JobSpec("expire_reviews", IntervalTrigger(minutes=5), expire_reviews_job, grace_seconds=120),
         JobSpec("audit_checkpoint", IntervalTrigger(minutes=15), checkpoint_job, grace_seconds=300),
+        JobSpec("monitor", IntervalTrigger(hours=1), monitor_job, grace_seconds=900),
     ]
 
 

@@ -20,7 +20,14 @@ from nudge_engine.adapters.orm import (
 )
 from nudge_engine.adapters.orm.base import new_id
 from nudge_engine.bootstrap import Container
-from nudge_engine.entrypoints.jobs import build_job, checkpoint_job, expire_reviews_job, make_scheduler, retrain_job
+from nudge_engine.entrypoints.jobs import (
+    build_job,
+    checkpoint_job,
+    expire_reviews_job,
+    make_scheduler,
+    monitor_job,
+    retrain_job,
+)
 from nudge_engine.services.build import models
 from nudge_engine.services.build.factory import build_cycle
 from nudge_engine.services.retraining import retrain_models
@@ -38,7 +45,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[Container]:
 def test_the_job_table_schedules_every_job_coalescing_and_never_overlapping(world: Container) -> None:
     scheduler = make_scheduler(world, BackgroundScheduler(timezone="UTC"))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"build", "retrain", "expire_reviews", "audit_checkpoint"}
+    assert set(jobs) == {"build", "retrain", "expire_reviews", "audit_checkpoint", "monitor"}
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1
@@ -56,6 +63,7 @@ def test_each_job_does_its_work_on_the_database(world: Container) -> None:
     assert expire_reviews_job(world) > 0
     result = retrain_job(world)
     assert result.rows == 0  # nothing was served yet: no model is made from no data
+    assert isinstance(monitor_job(world), int)
     with world.uow() as uow:
         verified = world.audit.verify(uow.session)
     assert verified.ok, verified.summary()
@@ -68,7 +76,10 @@ def _serve_top_picks_and_complete_half(world: Container) -> int:
             select(ReadyNudgeRow.id, ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id, PatientDecisionRow.chosen)
             .join(PatientDecisionRow, PatientDecisionRow.id == ReadyNudgeRow.decision_id)
         ).all()
-        top = [r for r in rows if r.chosen and r.chosen[0]["nudge"] == r.nudge_id]
+        # The logged top pick of each decision: it carries the permitted set and its propensity
+        # (a held-out patient's top pick is withheld, and what is left of their list is no logged pick).
+        top = [r for r in rows if r.chosen and r.chosen[0]["nudge"] == r.nudge_id
+               and "permitted" in (r.chosen[0].get("components") or {})]
         served_at = NOW + timedelta(hours=1)
         s.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id.in_([r.id for r in top]))
                   .values(status="served", served_at=served_at))
@@ -100,7 +111,13 @@ def test_retraining_learns_from_served_decisions_and_the_build_then_ranks_with_t
     monkeypatch.setattr(models, "BANDIT_MIN_ROWS", 1)
     summary = build_cycle(world, worker="t").run()
     with world.uow() as uow:
-        versions = set(uow.session.scalars(
-            select(PatientDecisionRow.model_version).where(PatientDecisionRow.cycle_id == summary.cycle_id)
-        ))
-    assert len(versions) == 1 and next(iter(versions)).startswith("bandit:")
+        decided = uow.session.execute(
+            select(PatientDecisionRow.model_version, PatientDecisionRow.experiments)
+            .where(PatientDecisionRow.cycle_id == summary.cycle_id)
+        ).all()
+    # The default policy is now the bandit; the ranking experiment's baseline arm keeps its baseline.
+    by_arm: dict[str | None, set[str]] = {}
+    for version, arms in decided:
+        by_arm.setdefault((arms or {}).get("ranking_policy"), set()).add(version.split(":")[0])
+    expected = {None: {"bandit"}, "bandit": {"bandit"}, "baseline": {"baseline"}, "no_nudge": {"bandit"}}
+    assert by_arm and all(kinds == expected[arm] for arm, kinds in by_arm.items())
