@@ -20,6 +20,13 @@ from nudge_engine.adapters.orm.clinical import (
 )
 from nudge_engine.adapters.orm.events import PatientEventRow
 from nudge_engine.adapters.orm.experiments import ExperimentAssignmentRow, ExperimentRow
+from nudge_engine.adapters.orm.feedback import (
+    EventIntakeRow,
+    EventVolumeDailyRow,
+    PatientFeedbackRow,
+    PatientNudgeOutcomeRow,
+    RuleReportRow,
+)
 from nudge_engine.adapters.orm.patients import (
     PatientIdentifierRow,
     PatientKeyRow,
@@ -39,6 +46,8 @@ __all__ = [
     "ClinicalFactRow",
     "ClinicianAccountRow",
     "ConditionRow",
+    "EventIntakeRow",
+    "EventVolumeDailyRow",
     "ExperimentAssignmentRow",
     "ExperimentRow",
     "MedicationRow",
@@ -47,13 +56,16 @@ __all__ = [
     "ObservationRow",
     "PatientDecisionRow",
     "PatientEventRow",
+    "PatientFeedbackRow",
     "PatientIdentifierRow",
     "PatientKeyRow",
+    "PatientNudgeOutcomeRow",
     "PatientPreferenceRow",
     "PatientRow",
     "ProcedureRow",
     "ReadyNudgeRow",
     "ReviewItemRow",
+    "RuleReportRow",
     "SegmentMembershipRow",
     "SegmentRow",
     "UTCDateTime",

@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, FastAPI
 
@@ -22,7 +22,7 @@ from nudge_engine.entrypoints.api.dependencies import ApiServices
 from nudge_engine.entrypoints.api.errors import install_error_handlers
 from nudge_engine.entrypoints.api.metrics import ApiMetrics
 from nudge_engine.entrypoints.api.middleware import RequestContextMiddleware
-from nudge_engine.entrypoints.api.routes import health, patients
+from nudge_engine.entrypoints.api.routes import feedback, health, patients
 from nudge_engine.logs import get_logger
 from nudge_engine.services.context_updates import ContextUpdater
 from nudge_engine.services.delivery import (
@@ -36,6 +36,7 @@ from nudge_engine.services.delivery import (
     ServePolicy,
 )
 from nudge_engine.services.events import EventRecorder
+from nudge_engine.services.feedback import FeedbackService
 from nudge_engine.services.importing import Importer
 from nudge_engine.services.tokens import TokenService
 
@@ -44,10 +45,14 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     patients.router,
     review_router,
+    feedback.router,
 )
 
 if TYPE_CHECKING:
     from nudge_engine.personalization.catalog import Catalog
+    from nudge_engine.personalization.session import SessionRules
+    from nudge_engine.tracking.intake import TrackingGate
+    from nudge_engine.tracking.settings import DataSettings
 
 _log = get_logger(__name__)
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a patient's context bundle; events are tiny
@@ -78,6 +83,24 @@ def load_catalog_of(container: Container) -> Catalog:
     return container.catalog
 
 
+def data_services(
+    container: Container, data: DataSettings | None, session_rules: SessionRules | None
+) -> tuple[DataSettings, TrackingGate, SessionRules]:
+    """Tracking gate and session rules from the data-governance settings, the tracking plan and the catalog."""
+    from nudge_engine.personalization.session import SessionRules
+    from nudge_engine.tracking.intake import TrackingGate
+    from nudge_engine.tracking.plan import load_tracking_plan
+    from nudge_engine.tracking.settings import DataSettings
+
+    settings = data or DataSettings()
+    plan = load_tracking_plan(settings.tracking_plan)
+    rules = session_rules or SessionRules.from_parts(
+        entries=container.catalog.entries, behaviour_of_nudge=plan.behaviour_of_nudge,
+        behaviour_of_activity=plan.behaviour_of_activity,
+    )
+    return settings, TrackingGate(plan, settings.tracking_mode), rules
+
+
 def create_app(
     container: Container,
     *,
@@ -85,6 +108,8 @@ def create_app(
     serve_policy: ServePolicy | None = None,
     nudges: NudgeSource | None = None,
     review: ReviewRouting | None = None,
+    data: DataSettings | None = None,
+    session_rules: SessionRules | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     token_cache_ttl: float = 5.0,
     bench_bare: bool | None = None,
@@ -96,18 +121,27 @@ def create_app(
     content = nudges if nudges is not None else CatalogNudges(cast("Catalog", catalog))
     metrics = ApiMetrics(container.uow)
     uow, vault, audit, clock = container.uow, container.vault, container.audit, container.clock
+    data, tracking, session_rules = data_services(container, data, session_rules)
+    burden = container.catalog.burden
     importer = Importer(uow_factory=uow, vault=vault, audit=audit, clock=clock)
     services = ApiServices(
         container=container,
         tokens=TokenService(uow_factory=uow, audit=audit, clock=clock, cache_ttl=token_cache_ttl),
         delivery=DeliveryService(
             uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, nudges=content, policy=policy,
-            review=review, observer=metrics,
+            review=review, observer=metrics, session_rules=session_rules, session_window=data.session_window,
         ),
-        events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock),
+        events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock, tracking=tracking,
+                             max_age=data.event_window if data.low_retention else None),
         context=ContextUpdater(
             uow_factory=uow, vault=vault, audit=audit, clock=clock, importer=importer, guardrails=rules,
             nudges=content, review=review, observer=metrics,
+        ),
+        feedback=FeedbackService(
+            uow_factory=uow, vault=vault, audit=audit, clock=clock,
+            default_caps=(burden.max_per_day, burden.max_per_week),
+            rule_ids=_rule_ids(container) if guardrails is None else None,
+            ruleset_digest=rules.ruleset_digest if rules is not None else None,
         ),
         metrics=metrics,
         guardrails=rules,
@@ -136,10 +170,36 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, tokens=services.tokens, max_body_bytes=max_body_bytes
     )
+    install_tracked_openapi(app, tracking)
     missing = undeclared_routes(app.routes)
     if missing:
         raise ConfigurationError(f"routes without a role declaration: {', '.join(missing)}")
     return app
+
+
+def install_tracked_openapi(app: FastAPI, tracking: TrackingGate) -> None:
+    """The OpenAPI document shows the tracking plan as the events body (one variant per event type)."""
+    from nudge_engine.tracking.plan import event_json_schema
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = generate()  # FastAPI's own document (cached on the app), then the plan put in
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            if "EventCreate" in schemas:
+                schemas["EventCreate"] = event_json_schema(tracking.plan)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _rule_ids(container: Container) -> tuple[str, ...] | None:
+    """The loaded rule set's ids (rule reports must name one); None when it does not load."""
+    try:
+        return container.ruleset.rule_ids
+    except NudgeEngineError:
+        return None
 
 
 def create_app_from_env() -> FastAPI:

@@ -11,6 +11,7 @@ from nudge_engine.entrypoints.api.metrics import ApiMetrics
 from nudge_engine.services.context_updates import ContextUpdater
 from nudge_engine.services.delivery import DeliveryService, GuardrailPort
 from nudge_engine.services.events import EventRecorder
+from nudge_engine.services.feedback import FeedbackService
 from nudge_engine.services.tokens import TokenService
 
 
@@ -23,6 +24,7 @@ class ApiServices:
     delivery: DeliveryService
     events: EventRecorder
     context: ContextUpdater
+    feedback: FeedbackService
     metrics: ApiMetrics
     guardrails: GuardrailPort | None
 

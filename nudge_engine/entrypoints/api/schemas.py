@@ -44,32 +44,38 @@ class NextNudgeRead(BaseModel):
     expires_at: datetime
 
 
-class _EventBase(BaseModel):
+class EventCreate(BaseModel):
+    """One patient event. The envelope admits codes, counts and measures only (never free text); which
+    types, nudge ids and properties are accepted is the tracking plan's (``data/tracking_plan.yaml``):
+    delivered / opened / dismissed / completed need the ``nudge_id`` of a served nudge; activity may name one.
+    The OpenAPI document shows the plan itself (see ``app.tracked_openapi``)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    type: Annotated[str, Field(min_length=1, max_length=32, pattern=CODE_PATTERN,
+                               description="An event type of the tracking plan")]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
     occurred_at: AwareDatetime = Field(description="When it happened; at most 5 minutes in the future")
-    session_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
+    session_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = Field(
+        default=None, description="The app session: next-nudge with the same session_id reacts to it")
     properties: Annotated[dict[PropertyKey, PropertyValue], Field(max_length=32)] = Field(
         default_factory=dict, description="Codes, counts and measures only (e.g. minutes); no free text",
         json_schema_extra={"additionalProperties": False},
     )
 
 
-class NudgeEventCreate(_EventBase):
-    """Something the patient did with a nudge that was served to them."""
-
-    type: Literal["delivered", "opened", "dismissed", "completed"]
-    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+class ProblemRead(BaseModel):
+    field: str
+    code: str
 
 
-class ActivityEventCreate(_EventBase):
-    """Activity the patient reported (``properties.minutes`` ...), optionally prompted by a nudge."""
+class EventQuarantinedRead(BaseModel):
+    """The event did not match the tracking plan and was set aside (quarantine mode), not stored."""
 
-    type: Literal["activity"]
-    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
-
-
-EventCreate = Annotated[NudgeEventCreate | ActivityEventCreate, Field(discriminator="type")]
+    status: Literal["quarantined"]
+    intake_id: str
+    plan_version: str
+    problems: list[ProblemRead]
 
 
 class EventRead(BaseModel):
@@ -119,3 +125,61 @@ class ReadinessRead(BaseModel):
     status: Literal["ready"]
     database: Literal["ok"]
     ruleset: str
+
+
+class NudgeFlagCreate(BaseModel):
+    """A patient's flag on a nudge served to them: suppress it (and, for ``unsafe_for_me``, ask a clinician)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["not_right_for_me", "unsafe_for_me"]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+
+
+class TooManyCreate(BaseModel):
+    """The patient gets too many nudges: lower their caps (naming the nudge that tipped it is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["too_many"]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
+
+
+FeedbackCreate = Annotated[NudgeFlagCreate | TooManyCreate, Field(discriminator="kind")]
+
+
+class CapsRead(BaseModel):
+    max_per_day: int
+    max_per_week: int
+
+
+class FeedbackRead(BaseModel):
+    """What the flag did: the nudge is suppressed for this patient, a clinician will look, caps came down."""
+
+    feedback_id: str
+    kind: Literal["not_right_for_me", "unsafe_for_me", "too_many"]
+    nudge_id: str | None
+    suppressed: bool
+    review_requested: bool
+    caps: CapsRead | None
+
+
+class RuleReportCreate(BaseModel):
+    """A clinician's report: this rule fired wrongly, or failed to fire, for this nudge (codes only, no free text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    nudge_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+    kind: Literal["fired_wrongly", "failed_to_fire"]
+    reason_code: Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)] | None = None
+    review_item_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None, description="The review item the report is about, if any"
+    )
+
+
+class RuleReportRead(BaseModel):
+    report_id: str
+    rule_id: str
+    nudge_id: str
+    kind: Literal["fired_wrongly", "failed_to_fire"]

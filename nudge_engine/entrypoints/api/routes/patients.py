@@ -9,27 +9,36 @@ from __future__ import annotations
 from email.message import Message
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from nudge_engine.entrypoints.api.auth import Principal, Role, require_role
 from nudge_engine.entrypoints.api.dependencies import ApiServices, get_services
 from nudge_engine.entrypoints.api.errors import UnsupportedMediaType, error_responses
 from nudge_engine.entrypoints.api.schemas import (
+    CODE_PATTERN,
     PATIENT_ID_PATTERN,
     BundleIn,
     ContextRead,
     EventCreate,
+    EventQuarantinedRead,
     EventRead,
     NextNudgeRead,
     NudgeContentRead,
     ReadyNudgesRead,
 )
-from nudge_engine.services.events import EventInput, EventKind
+from nudge_engine.services.events import EventInput
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 PatientId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=PATIENT_ID_PATTERN, description="The patient app's own id")
+]
+SessionId = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=CODE_PATTERN,
+          description="The app session: nudges whose behaviour was just done, or whose category was just "
+                      "dismissed, in this session are not offered; follow-ups of what was just completed come first"),
 ]
 Service = Annotated[Principal, Depends(require_role(Role.SERVICE))]
 Services = Annotated[ApiServices, Depends(get_services)]
@@ -45,9 +54,12 @@ FHIR_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
     },
     summary="The nudge to show this patient now",
 )
-def next_nudge(patient_id: PatientId, principal: Service, services: Services) -> NextNudgeRead | Response:
-    """Serve the best ready nudge (re-checked by the guardrails if the context changed since the build)."""
-    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id)
+def next_nudge(
+    patient_id: PatientId, principal: Service, services: Services, session_id: SessionId = None
+) -> NextNudgeRead | Response:
+    """Serve the best ready nudge (re-checked by the guardrails if the context changed since the build),
+    re-ranked by what happened in the app session when ``session_id`` is given."""
+    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id, session_id=session_id)
     if served is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     n = served.nudge
@@ -72,6 +84,8 @@ def next_nudge(patient_id: PatientId, principal: Service, services: Services) ->
             "description": "Stored (or, for a repeated Idempotency-Key, the first answer replayed)",
             "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "true on a replay"}},
         },
+        202: {"description": "Outside the tracking plan and set aside (NUDGE_TRACKING_MODE=quarantine); not stored",
+              "model": EventQuarantinedRead},
         **error_responses(401, 403, 404, 409, 413, 422),
     },
     summary="Record a patient event",
@@ -87,17 +101,21 @@ def record_event(
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
     ] = None,
-) -> EventRead:
-    """Store one event; a retried request with the same ``Idempotency-Key`` returns the first answer."""
+) -> EventRead | Response:
+    """Store one event; a retried request with the same ``Idempotency-Key`` returns the first answer.
+    An event outside the tracking plan is refused (422 naming the field) or, in quarantine mode, set aside (202)."""
     recorded = services.events.record(
         source_id=patient_id,
         event=EventInput(
-            kind=EventKind(event.type), occurred_at=event.occurred_at, nudge_id=event.nudge_id,
+            kind=event.type, occurred_at=event.occurred_at, nudge_id=event.nudge_id,
             session_id=event.session_id, properties=event.properties,
         ),
         idempotency_key=idempotency_key,
         actor_id=principal.token_id,
     )
+    if recorded.set_aside is not None:
+        body = EventQuarantinedRead.model_validate(recorded.body)
+        return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     if recorded.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return EventRead.model_validate(recorded.body)
