@@ -13,18 +13,24 @@ from nudge_engine.entrypoints.cli.output import console, err_console, fail_on_er
 def build_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     shard_size: int = typer.Option(2000, "--shard-size", min=1, help="Patients per shard and transaction."),
+    weights: str | None = typer.Option(
+        None, "--weights", help="Late-binding score weights for this build, e.g. 'agenda:2,novelty:0.5' "
+        "(components: predicted, baseline, priority, agenda, freshness, novelty, more_like_this)."
+    ),
 ) -> None:
     """Run one build cycle (or finish an interrupted one) and print its counts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nudge_engine.bootstrap import Container
+    from nudge_engine.personalization.agenda import parse_weight_overrides
     from nudge_engine.services.build.cycle import BuildOptions
     from nudge_engine.services.build.factory import build_cycle
 
     with fail_on_error():
+        overrides = tuple(sorted(parse_weight_overrides(weights).items()))
         container = Container.from_env()
         cycle = build_cycle(container, worker=f"{socket.gethostname()}:{os.getpid()}",
-                            options=BuildOptions(shard_size=shard_size))
+                            options=BuildOptions(shard_size=shard_size, weights=overrides))
         with Progress(TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, disable=as_json) as progress:
             task = progress.add_task("build", total=None)
