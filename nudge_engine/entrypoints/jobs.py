@@ -47,7 +47,7 @@ def retrain_job(container: Container) -> object:
     from nudge_engine.services.retraining import retrain_models
 
     return retrain_models(container.uow, audit=container.audit, catalog=container.catalog,
-                          segments=container.segments, now=container.clock())
+                          segments=container.segments, programmes=container.programmes, now=container.clock())
 
 
 def expire_reviews_job(container: Container) -> object:

@@ -191,7 +191,7 @@ def _run(
         _day(sim, clock.at, summary.cycle_id, assignment, day)
         if retrain_every_days and (day + 1) % retrain_every_days == 0:
             retrain_models(container.uow, audit=container.audit, catalog=catalog, segments=container.segments,
-                           now=clock.at + timedelta(hours=23))
+                           programmes=container.programmes, now=clock.at + timedelta(hours=23))
         if progress:
             progress(day + 1, n_days)
     for key, values in sim.increments.items():

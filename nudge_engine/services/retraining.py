@@ -1,8 +1,10 @@
 """Retrain the ranking models from logged decisions (the scheduled ``retrain`` job).
 
 A logged decision is a served top pick: the patient's context, permitted and caution sets and the
-propensity stored with the build decision, the nudge served, and its reward: the patient completed
-that nudge within ``reward_window`` of the serve. New model versions (segment baseline and bandit)
+propensity stored with the build decision, and the nudge served. Its reward is the health outcome
+of the patient's programme (:mod:`nudge_engine.personalization.rewards`): the healthy behaviour
+the nudge serves, done within the programme's window after the serve (a completed walk, logged
+activity minutes, a medication taken), never an open or a tap. New model versions (segment baseline and bandit)
 are stored in ``model_versions`` with their own serialisation, together with a ``model_retrained``
 audit record, in one transaction. The build switches from the baseline to the bandit once the
 bandit has learned from ``bandit_min_rows`` decisions.
@@ -13,20 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from nudge_engine.adapters.orm import ModelVersionRow, PatientDecisionRow, PatientEventRow, ReadyNudgeRow
+from nudge_engine.adapters.orm import ModelVersionRow, PatientDecisionRow, PatientEventRow, PatientRow, ReadyNudgeRow
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit.trail import AuditEvent, AuditTrail
 from nudge_engine.personalization.bandit import LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.catalog import Catalog
+from nudge_engine.personalization.events import EventColumns
 from nudge_engine.personalization.ope import LoggedDecisions
+from nudge_engine.personalization.programmes import ProgrammeSet
+from nudge_engine.personalization.rewards import ServedDecisions
 from nudge_engine.personalization.segments import SegmentModel
-from nudge_engine.personalization.training import retrain
+from nudge_engine.personalization.training import retrain_on_outcomes
 from nudge_engine.services.build.models import BANDIT_KIND, BASELINE_KIND, latest_model
 
 
@@ -40,12 +46,14 @@ class RetrainResult:
 def load_logged_decisions(
     session: Session, *, since: datetime, until: datetime, catalog: Catalog, segments: SegmentModel,
     reward_window: timedelta = timedelta(hours=48),
-) -> LoggedDecisions:
-    """Served top picks in [since, until) with their logged context, propensity and reward."""
+) -> tuple[LoggedDecisions, ServedDecisions, EventColumns]:
+    """Served top picks in [since, until) with their logged context and propensity, the serves to
+    reward, and the patients' events after them (rows of ``ServedDecisions`` number the patients)."""
     served = session.execute(
         select(ReadyNudgeRow.patient_id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.served_at, PatientDecisionRow.chosen,
-               PatientDecisionRow.segments)
+               PatientDecisionRow.segments, PatientRow.programme)
         .join(PatientDecisionRow, PatientDecisionRow.id == ReadyNudgeRow.decision_id)
+        .join(PatientRow, PatientRow.id == ReadyNudgeRow.patient_id)
         .where(and_(ReadyNudgeRow.status == "served", ReadyNudgeRow.served_at >= since,
                     ReadyNudgeRow.served_at < until))
     ).all()
@@ -81,45 +89,79 @@ def load_logged_decisions(
         action[i] = index.get(r.nudge_id, 0)
         permitted[i, action[i]] = True
         propensity[i] = float(top["propensity"])
-        completed = session.scalar(
-            select(PatientEventRow.id).where(
-                PatientEventRow.patient_id == r.patient_id, PatientEventRow.nudge_id == r.nudge_id,
-                PatientEventRow.type == "completed", PatientEventRow.occurred_at >= r.served_at,
-                PatientEventRow.occurred_at < r.served_at + reward_window,
-            ).limit(1)
-        )
-        reward[i] = 1.0 if completed else 0.0
-    return LoggedDecisions(
+    patients = sorted({r.patient_id for r, _, _ in rows})
+    number = {pid: k for k, pid in enumerate(patients)}
+    served_decisions = ServedDecisions(
+        row=np.array([number[r.patient_id] for r, _, _ in rows], dtype=np.int32),
+        nudge=action.astype(np.int32),
+        served_s=np.array([r.served_at.timestamp() for r, _, _ in rows], dtype=np.float64),
+        programme=np.array([r.programme or "" for r, _, _ in rows], dtype=np.str_),
+    )
+    events = _events_after(session, patients, number, rows, catalog=catalog, window=reward_window)
+    logged = LoggedDecisions(
         behaviour=behaviour, membership=membership, segment_ids=tuple(segments.ids), nudge_ids=tuple(catalog.ids),
         nudge_category=catalog.category_code, priority=catalog.priority.astype(np.float64), permitted=permitted,
         caution=caution, action=action, reward=reward, propensity=propensity,
+    )
+    return logged, served_decisions, events
+
+
+def _events_after(
+    session: Session, patients: list[str], number: dict[str, int], rows: list[Any], *, catalog: Catalog,
+    window: timedelta,
+) -> EventColumns:
+    if not rows:
+        return EventColumns.empty()
+    start = min(r.served_at for r, _, _ in rows)
+    end = max(r.served_at for r, _, _ in rows) + window
+    found = [
+        e for i in range(0, len(patients), 500)
+        for e in session.execute(
+            select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
+                   PatientEventRow.occurred_at, PatientEventRow.properties)
+            .where(PatientEventRow.patient_id.in_(patients[i : i + 500]), PatientEventRow.occurred_at >= start,
+                   PatientEventRow.occurred_at < end)
+        )
+    ]
+    if not found:
+        return EventColumns.empty()
+    return EventColumns.from_records(
+        patient_row=[number[e.patient_id] for e in found], types=[e.type for e in found],
+        nudge_ids=[e.nudge_id for e in found], ts=[e.occurred_at.timestamp() for e in found],
+        minutes=[(e.properties or {}).get("minutes") for e in found], catalog=catalog,
     )
 
 
 def retrain_models(
     uow_factory: Callable[[], UnitOfWork], *, audit: AuditTrail, catalog: Catalog, segments: SegmentModel,
-    now: datetime, lookback: timedelta = timedelta(days=14),
+    programmes: ProgrammeSet, now: datetime, lookback: timedelta = timedelta(days=14),
 ) -> RetrainResult:
     """Fit new model versions from the decisions served since the last training (one transaction)."""
     with uow_factory() as uow:
         session = uow.session
         base_row, bandit_row = latest_model(session, BASELINE_KIND), latest_model(session, BANDIT_KIND)
         since = base_row.created_at if base_row is not None else now - lookback
-        logged = load_logged_decisions(session, since=since, until=now, catalog=catalog, segments=segments)
+        logged, served, events = load_logged_decisions(
+            session, since=since, until=now, catalog=catalog, segments=segments
+        )
         if not len(logged):
             return RetrainResult(0, None, None)
         baseline = SegmentBaseline.from_bytes(base_row.blob) if base_row is not None and base_row.blob else None
         bandit = LinearThompson.from_bytes(bandit_row.blob) if bandit_row is not None and bandit_row.blob else None
         if baseline is not None and (baseline.nudge_ids != catalog.ids or baseline.segment_ids != segments.ids):
             baseline = None  # the catalog or segments changed: start the statistics afresh
-        trained = retrain(logged, now=now, baseline=baseline, bandit=bandit)
+        trained, outcomes = retrain_on_outcomes(
+            logged, served=served, events=events, programmes=programmes, catalog=catalog, now=now,
+            baseline=baseline, bandit=bandit,
+        )
         total = trained.rows + int((bandit_row.metrics or {}).get("rows", 0) if bandit_row is not None else 0)
         session.add_all([
             ModelVersionRow(id=trained.baseline.version, kind=BASELINE_KIND, created_at=now,
                             params={"segments": len(segments.ids), "nudges": len(catalog.ids)},
                             metrics={"rows": trained.rows}, blob=trained.baseline.to_bytes()),
             ModelVersionRow(id=trained.bandit.version, kind=BANDIT_KIND, created_at=now, params={},
-                            metrics={"rows": total, "reward_rate_milli": int(1000 * float(logged.reward.mean()))},
+                            metrics={"rows": total, "reward_rate_milli": int(1000 * float(outcomes.reward.mean())),
+                                     "open_rate_milli": int(1000 * float(outcomes.opened.mean()))},
                             blob=trained.bandit.to_bytes()),
         ])
         audit.append(session, [AuditEvent(

@@ -99,7 +99,7 @@ def test_retraining_learns_from_served_decisions_and_the_build_then_ranks_with_t
     served = _serve_top_picks_and_complete_half(world)
     assert served > 0
     result = retrain_models(world.uow, audit=world.audit, catalog=world.catalog, segments=world.segments,
-                            now=NOW + timedelta(days=1))
+                            programmes=world.programmes, now=NOW + timedelta(days=1))
     assert result.rows == served
     with world.uow() as uow:
         kinds = set(uow.session.scalars(select(ModelVersionRow.kind)))
