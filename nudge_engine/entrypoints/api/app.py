@@ -22,7 +22,7 @@ from nudge_engine.entrypoints.api.dependencies import ApiServices
 from nudge_engine.entrypoints.api.errors import install_error_handlers
 from nudge_engine.entrypoints.api.metrics import ApiMetrics
 from nudge_engine.entrypoints.api.middleware import RequestContextMiddleware
-from nudge_engine.entrypoints.api.routes import feedback, health, patients
+from nudge_engine.entrypoints.api.routes import audit, feedback, health, patients
 from nudge_engine.logs import get_logger
 from nudge_engine.services.context_updates import ContextUpdater
 from nudge_engine.services.delivery import (
@@ -46,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     patients.router,
     review_router,
     feedback.router,
+    audit.router,
 )
 
 if TYPE_CHECKING:
