@@ -23,6 +23,7 @@ from nudge_engine.tracking.plan import DEFAULT_PLAN, Problem, TrackingPlan, load
 from nudge_engine.tracking.settings import TrackingMode
 
 TYPE_LEN = 32
+OUTCOME = {TrackingMode.REFUSE: "refused", TrackingMode.QUARANTINE: "quarantined"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class TrackingGate:
         quarantined = self.mode is TrackingMode.QUARANTINE
         intake_id = new_id()
         session.execute(insert(EventIntakeRow), [{
-            "id": intake_id, "patient_id": patient_id, "outcome": self.mode.value, "type": type_[:TYPE_LEN],
+            "id": intake_id, "patient_id": patient_id, "outcome": OUTCOME[self.mode], "type": type_[:TYPE_LEN],
             "nudge_id": nudge_id if quarantined else None, "session_id": session_id if quarantined else None,
             "occurred_at": occurred_at, "received_at": now, "plan_version": self.plan.version,
             "problems": [f"{p.field}:{p.code}" for p in problems],
