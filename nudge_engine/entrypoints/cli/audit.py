@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,22 +10,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from nudge_engine.entrypoints.cli.output import EXIT_FAILED, console, err_console, fail_on_error, print_json
+from nudge_engine.entrypoints.cli.runtime import open_container
 
 if TYPE_CHECKING:
-    from nudge_engine.bootstrap import Container
+    pass
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@contextmanager
-def _container() -> Iterator[Container]:
-    from nudge_engine.bootstrap import Container
-
-    container = Container.from_env()
-    try:
-        yield container
-    finally:
-        container.dispose()
 
 
 def _instant(value: str | None, option: str) -> datetime | None:
@@ -49,7 +37,7 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSO
     """Check the whole chain, its head and every signed checkpoint; exit 1 naming the first bad record."""
     from nudge_engine.audit.trail import AuditTrail
 
-    with fail_on_error(), _container() as container:
+    with fail_on_error(), open_container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             result = trail.verify(uow.session)
@@ -68,7 +56,7 @@ def checkpoint_cmd() -> None:
     """Sign the current chain head now (the scheduler also does this periodically)."""
     from nudge_engine.audit.trail import AuditTrail
 
-    with fail_on_error(), _container() as container:
+    with fail_on_error(), open_container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             checkpoint = trail.checkpoint(uow.session, now=container.clock())
@@ -96,7 +84,7 @@ def export_cmd(
     except ValueError:
         raise typer.BadParameter("must be jsonl, csv or fhir", param_hint="--format") from None
     filters = EventFilter(since=_instant(since, "--since"), until=_instant(until, "--until"))
-    with fail_on_error(), _container() as container:
+    with fail_on_error(), open_container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             if output is None:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
 
 from nudge_engine.entrypoints.cli.output import console, fail_on_error, print_json
+from nudge_engine.entrypoints.cli.runtime import open_container
 
 if TYPE_CHECKING:
-    from nudge_engine.bootstrap import Container
+    pass
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@contextmanager
-def _container() -> Iterator[Container]:
-    from nudge_engine.bootstrap import Container
-
-    container = Container.from_env()
-    try:
-        yield container
-    finally:
-        container.dispose()
 
 
 @app.command("rotate")
@@ -40,7 +28,7 @@ def rotate_cmd(as_json: bool = typer.Option(False, "--json", help="Print one JSO
     from nudge_engine.privacy.keys import Keyring, rotate_dev_master_key
     from nudge_engine.privacy.vault import IdentifierVault
 
-    with fail_on_error(), _container() as container:
+    with fail_on_error(), open_container() as container:
         settings = rotate_dev_master_key(container.settings)
         keyring = Keyring.from_settings(settings)
         version = keyring.newest[0]

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
 
 from nudge_engine.entrypoints.cli.output import console, fail_on_error, print_json
+from nudge_engine.entrypoints.cli.runtime import open_container
 
 if TYPE_CHECKING:
-    from nudge_engine.bootstrap import Container
+    pass
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@contextmanager
-def _container() -> Iterator[Container]:
-    from nudge_engine.bootstrap import Container
-
-    container = Container.from_env()
-    try:
-        yield container
-    finally:
-        container.dispose()
 
 
 @app.command("erase")
@@ -36,7 +24,7 @@ def erase_cmd(
     from nudge_engine.audit.trail import AuditTrail
     from nudge_engine.privacy.erasure import erase_patient
 
-    with fail_on_error(), _container() as container:
+    with fail_on_error(), open_container() as container:
         trail = AuditTrail.from_settings(container.settings)
         with container.uow() as uow:
             erasure = erase_patient(
