@@ -84,6 +84,13 @@ def monitor_job(container: Container) -> object:
 _SINKS: dict[int, AlertSink] = {}
 
 
+def retention_job(container: Container) -> object:
+    """Fold and delete raw events and decision details past their windows (the audit trail stays whole)."""
+    from nudge_engine.services.retention import apply_retention
+
+    return apply_retention(container)
+
+
 def job_table() -> list[JobSpec]:
     return [
         JobSpec("build", IntervalTrigger(minutes=30), build_job, grace_seconds=600),
@@ -91,6 +98,7 @@ def job_table() -> list[JobSpec]:
         JobSpec("expire_reviews", IntervalTrigger(minutes=5), expire_reviews_job, grace_seconds=120),
         JobSpec("audit_checkpoint", IntervalTrigger(minutes=15), checkpoint_job, grace_seconds=300),
         JobSpec("monitor", IntervalTrigger(hours=1), monitor_job, grace_seconds=900),
+        JobSpec("retention", CronTrigger(hour=3, minute=30), retention_job, grace_seconds=3600),
     ]
 
 

@@ -17,6 +17,7 @@ from nudge_engine.personalization.batch import PatientBatch, PatientPrefs
 from nudge_engine.personalization.catalog import CATEGORIES, Catalog
 from nudge_engine.personalization.events import EventColumns
 from nudge_engine.services.build.flags import segment_flags
+from nudge_engine.services.feedback import suppressed_pairs
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def load_shard(
     pending_idx = catalog.indices([p.nudge_id for p in pending])
     keep = [k for k, p in enumerate(pending) if p.patient_id in row_of and pending_idx[k] >= 0]
 
+    flagged = sorted(suppressed_pairs(session, ids))  # "not right for me" / "unsafe for me": never planned
+    flagged_idx = catalog.indices([nudge for _, nudge in flagged])
+    keep_flagged = [k for k, (pid, _) in enumerate(flagged) if pid in row_of and flagged_idx[k] >= 0]
+
     batch = PatientBatch(
         patient_idx=np.arange(n, dtype=np.int64),
         tz=np.array([p.timezone or "UTC" for p in patients], dtype=np.str_),
@@ -121,5 +126,7 @@ def load_shard(
         events=events,
         pending_review_rows=np.array([row_of[pending[k].patient_id] for k in keep], dtype=np.int32),
         pending_review_nudges=pending_idx[keep].astype(np.int32),
+        suppressed_rows=np.array([row_of[flagged[k][0]] for k in keep_flagged], dtype=np.int32),
+        suppressed_nudges=flagged_idx[keep_flagged].astype(np.int32),
     )
     return LoadedShard(ids, [p.context_version for p in patients], contexts, batch)

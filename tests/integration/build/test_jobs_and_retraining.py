@@ -26,6 +26,7 @@ from nudge_engine.entrypoints.jobs import (
     expire_reviews_job,
     make_scheduler,
     monitor_job,
+    retention_job,
     retrain_job,
 )
 from nudge_engine.services.build import models
@@ -45,7 +46,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[Container]:
 def test_the_job_table_schedules_every_job_coalescing_and_never_overlapping(world: Container) -> None:
     scheduler = make_scheduler(world, BackgroundScheduler(timezone="UTC"))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"build", "retrain", "expire_reviews", "audit_checkpoint", "monitor"}
+    assert set(jobs) == {"build", "retrain", "expire_reviews", "audit_checkpoint", "monitor", "retention"}
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1
@@ -64,6 +65,7 @@ def test_each_job_does_its_work_on_the_database(world: Container) -> None:
     result = retrain_job(world)
     assert result.rows == 0  # nothing was served yet: no model is made from no data
     assert isinstance(monitor_job(world), int)
+    retention_job(world)  # nothing is old enough to go yet; the trail below must still verify
     with world.uow() as uow:
         verified = world.audit.verify(uow.session)
     assert verified.ok, verified.summary()
