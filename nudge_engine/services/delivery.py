@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time as time_module
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from nudge_engine.adapters.context_store import load_contexts
 from nudge_engine.adapters.orm import (
     NudgeRow,
+    PatientDecisionRow,
     PatientEventRow,
     PatientPreferenceRow,
     PatientRow,
@@ -55,6 +56,7 @@ from nudge_engine.domain.errors import NotFound
 from nudge_engine.domain.nudge import Category, Intensity, Nudge
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.evaluate import decide
+from nudge_engine.personalization.agenda import rescore_recorded
 from nudge_engine.personalization.candidates import DropReason
 from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
@@ -79,7 +81,7 @@ _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
 QUEUE = select(  # no JSON columns: decoding every row's caution would cost more than the query
     _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
-    _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id,
+    _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id, _r.decision_id,
 ).where(
     _r.patient_id == bindparam("pid"),
     or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
@@ -543,6 +545,38 @@ class _Pass:
     session_held: int | None = None  # with a session id: candidates the session held back
 
 
+def _ready_in_order(session: Session, queue: Sequence[Any], weights: Mapping[str, float] | None) -> list[Any]:
+    """The ready rows, best first: by build score, or re-scored under the request's weight overrides."""
+    ready_rows = [r for r in queue if r.status == "ready"]
+    scores = {r.id: float(r.score) for r in ready_rows}
+    if weights:
+        scores.update(_reweighed(session, ready_rows, weights))
+    return sorted(ready_rows, key=lambda r: (-scores[r.id], r.id))
+
+
+def _reweighed(session: Session, rows: Sequence[Any], weights: Mapping[str, float]) -> dict[str, float]:
+    """Scores of queued nudges under weight overrides, from the components recorded with their decision.
+
+    A clinician-approved nudge (no recorded components) keeps its queue position."""
+    decision_ids = {r.decision_id for r in rows if r.decision_id and r.review_item_id is None}
+    if not decision_ids:
+        return {}
+    recorded: dict[tuple[str, str], Mapping[str, Mapping[str, float]]] = {}
+    for did, chosen in session.execute(
+        select(PatientDecisionRow.id, PatientDecisionRow.chosen).where(PatientDecisionRow.id.in_(decision_ids))
+    ):
+        for pick in chosen or ():
+            comps = (pick.get("components") or {}).get("components")
+            if comps:
+                recorded[(did, pick["nudge"])] = {
+                    name: {"value": float(part.get("value") or 0.0), "weight": float(part.get("weight") or 0.0)}
+                    for name, part in comps.items()
+                }
+    keyed = [(r.id, recorded[(r.decision_id, r.nudge_id)]) for r in rows if (r.decision_id, r.nudge_id) in recorded]
+    rescored = rescore_recorded([comps for _, comps in keyed], weights)
+    return {rid: score for (rid, _), (score, _) in zip(keyed, rescored, strict=True)}
+
+
 class DeliveryService:
     """``GET next-nudge``: pick, re-check, limit, mark served and audit, in one transaction."""
 
@@ -575,11 +609,14 @@ class DeliveryService:
         self._session_window = session_window
 
     def next_nudge(
-        self, *, source_id: str, actor_id: str | None, session_id: str | None = None
+        self, *, source_id: str, actor_id: str | None, session_id: str | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
         """The nudge to show now (marked served), or None. Unknown patients raise :class:`NotFound`.
 
-        With ``session_id``, the candidates are re-ranked by that app session's recent events."""
+        With ``session_id``, the candidates are re-ranked by that app session's recent events. With
+        ``weights`` (late-binding overrides, e.g. ``{"agenda": 2}``), the queued nudges are re-scored
+        from the score components recorded with their build decision before anything else."""
         now = self._clock()
         with self._uow_factory() as uow:
             session = uow.session
@@ -590,7 +627,7 @@ class DeliveryService:
             work = _Pass()
             served = self._pick(
                 session, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
-                now=now, actor_id=actor_id, work=work, session_id=session_id,
+                now=now, actor_id=actor_id, work=work, session_id=session_id, weights=weights,
             )
             if work.expired:
                 session.execute(MARK_EXPIRED, {"ids": work.expired})
@@ -612,10 +649,11 @@ class DeliveryService:
     def _pick(
         self, session: Session, *, patient_id: str, version: int, timezone: str, now: datetime,
         actor_id: str | None, work: _Pass, session_id: str | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
         queue = session.execute(QUEUE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
-        ready = sorted((r for r in queue if r.status == "ready"), key=lambda r: (-r.score, r.id))
+        ready = _ready_in_order(session, queue, weights)
         live: list[Any] = []
         for r in ready:
             if r.expires_at <= now:

@@ -27,6 +27,7 @@ from nudge_engine.entrypoints.api.schemas import (
     NudgeContentRead,
     ReadyNudgesRead,
 )
+from nudge_engine.personalization.agenda import OVERRIDE_FORMAT, parse_weight_overrides
 from nudge_engine.services.events import EventInput
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -39,6 +40,11 @@ SessionId = Annotated[
     Query(min_length=1, max_length=64, pattern=CODE_PATTERN,
           description="The app session: nudges whose behaviour was just done, or whose category was just "
                       "dismissed, in this session are not offered; follow-ups of what was just completed come first"),
+]
+Weights = Annotated[
+    str | None,
+    Query(max_length=200, pattern=r"^[a-z_]+:[0-9.]+(,[a-z_]+:[0-9.]+)*$",
+          description=f"Late-binding score weights for this request, e.g. 'agenda:2,novelty:0.5' ({OVERRIDE_FORMAT})"),
 ]
 Service = Annotated[Principal, Depends(require_role(Role.SERVICE))]
 Services = Annotated[ApiServices, Depends(get_services)]
@@ -55,11 +61,15 @@ FHIR_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
     summary="The nudge to show this patient now",
 )
 def next_nudge(
-    patient_id: PatientId, principal: Service, services: Services, session_id: SessionId = None
+    patient_id: PatientId, principal: Service, services: Services, session_id: SessionId = None,
+    weights: Weights = None,
 ) -> NextNudgeRead | Response:
     """Serve the best ready nudge (re-checked by the guardrails if the context changed since the build),
-    re-ranked by what happened in the app session when ``session_id`` is given."""
-    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id, session_id=session_id)
+    re-ranked by what happened in the app session when ``session_id`` is given, and re-scored under
+    late-binding ``weights`` when given."""
+    overrides = parse_weight_overrides(weights)
+    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id, session_id=session_id,
+                                          weights=overrides)
     if served is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     n = served.nudge
