@@ -230,7 +230,9 @@ def near_duplicates(
 
 # --------------------------------------------------------------------------------------------- weights
 def parse_weight_overrides(text: str | None) -> dict[str, float]:
-    """Parse a request's weight overrides (:data:`OVERRIDE_FORMAT`); ``None`` or '' gives no overrides."""
+    """Parse a request's weight overrides (:data:`OVERRIDE_FORMAT`); ``None`` or '' gives no overrides.
+
+    A component named twice takes its last value, as repeated query parameters do."""
     if text is None or not text.strip():
         return {}
     out: dict[str, float] = {}
@@ -240,8 +242,6 @@ def parse_weight_overrides(text: str | None) -> dict[str, float]:
             raise InvalidInput(f"weights: field '{item.strip() or '-'}': expected component:weight ({OVERRIDE_FORMAT})")
         if name not in COMPONENT_NAMES:
             raise InvalidInput(f"weights: field '{name}': unknown score component ({OVERRIDE_FORMAT})")
-        if name in out:
-            raise InvalidInput(f"weights: field '{name}': given twice")
         try:
             value = float(raw)
         except ValueError:

@@ -28,6 +28,7 @@ from nudge_engine.entrypoints.api.schemas import (
     ReadyNudgesRead,
 )
 from nudge_engine.personalization.agenda import OVERRIDE_FORMAT, parse_weight_overrides
+from nudge_engine.personalization.scoring import COMPONENT_NAMES
 from nudge_engine.services.events import EventInput
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -41,9 +42,12 @@ SessionId = Annotated[
           description="The app session: nudges whose behaviour was just done, or whose category was just "
                       "dismissed, in this session are not offered; follow-ups of what was just completed come first"),
 ]
+_WEIGHT = r"(?:100(?:\.0+)?|[0-9]{1,2}(?:\.[0-9]+)?)"
+_PAIR = rf"(?:{'|'.join(sorted(COMPONENT_NAMES))}):{_WEIGHT}"
+WEIGHTS_PATTERN = rf"^{_PAIR}(?:,{_PAIR})*$"
 Weights = Annotated[
     str | None,
-    Query(max_length=200, pattern=r"^[a-z_]+:[0-9.]+(,[a-z_]+:[0-9.]+)*$",
+    Query(max_length=200, pattern=WEIGHTS_PATTERN,
           description=f"Late-binding score weights for this request, e.g. 'agenda:2,novelty:0.5' ({OVERRIDE_FORMAT})"),
 ]
 Service = Annotated[Principal, Depends(require_role(Role.SERVICE))]
