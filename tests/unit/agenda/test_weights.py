@@ -50,14 +50,14 @@ def test_overrides_parse_into_known_components_with_bounded_weights() -> None:
     assert parse_weight_overrides(None) == {} and parse_weight_overrides("") == {}
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ("clicks:1", "clicks"), ("agenda:-1", "agenda"), ("agenda:nan", "agenda"), ("agenda:1e9", "agenda"),
-    ("agenda", "agenda"), ("agenda:lots", "agenda"),
-])
 def test_a_component_named_twice_takes_its_last_value_like_a_repeated_query_parameter() -> None:
     assert parse_weight_overrides("agenda:1,novelty:2,agenda:3") == {"agenda": 3.0, "novelty": 2.0}
 
 
+@pytest.mark.parametrize(("text", "field"), [
+    ("clicks:1", "clicks"), ("agenda:-1", "agenda"), ("agenda:nan", "agenda"), ("agenda:1e9", "agenda"),
+    ("agenda", "agenda"), ("agenda:lots", "agenda"),
+])
 def test_bad_overrides_name_the_field(text: str, field: str) -> None:
     with pytest.raises(InvalidInput, match=f"weights: field '{field}'"):
         parse_weight_overrides(text)
