@@ -16,6 +16,7 @@ class PatientEventRow(Base):
     __table_args__ = (
         UniqueConstraint("patient_id", "idempotency_key"),
         Index("ix_patient_events_patient_time", "patient_id", "occurred_at"),
+        Index("ix_patient_events_time", "occurred_at"),  # retention scans by age
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
