@@ -23,6 +23,7 @@ app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 data.register(app)
 app.command("build")(build.build_cmd)
 app.command("scheduler")(build.scheduler_cmd)
+app.command("why")(build.why_cmd)
 app.command("serve")(serve.serve_cmd)
 app.command("report")(report.report_cmd)
 

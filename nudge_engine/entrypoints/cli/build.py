@@ -66,3 +66,31 @@ def scheduler_cmd() -> None:
             pass
         finally:
             container.dispose()
+
+
+def why_cmd(
+    patient_id: str = typer.Argument(..., help="The patient's surrogate id (as in the audit trail)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Why this patient got (or did not get) each nudge in the latest build: components, weights, rules, reasons."""
+    from nudge_engine.entrypoints.cli.runtime import open_container
+    from nudge_engine.services.why import explain_decision
+
+    with fail_on_error(), open_container() as container, container.uow() as uow:
+        doc = explain_decision(uow.session, patient_id)
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"patient {doc['patient']}: {doc['outcome']} in cycle {doc['cycle']} (as of {doc['as_of']}), "
+                  f"model {doc['model_version']}, stage {doc['stage']}", markup=False)
+    for rank, pick in enumerate(doc["chosen"], start=1):
+        parts = ", ".join(f"{name} {c['value']}×{c['weight']}={c['contribution']}"
+                          for name, c in sorted(pick["components"].items(), key=lambda kv: -kv[1]["contribution"]))
+        console.print(f"  {rank}. {pick['nudge']} score {pick['score']}: {parts}", markup=False)
+    for item in doc["why_the_winner"][:5]:
+        console.print(f"  ahead on {item['component']}: {item['winner']} vs {item['runner_up']}", markup=False)
+    for kind in ("review", "blocked"):
+        for f in doc[kind]:
+            console.print(f"  {kind}: {f['nudge']} by {', '.join(f['rules'])}", markup=False)
+    for reason, nudges in doc["dropped"].items():
+        console.print(f"  dropped ({reason}): {', '.join(nudges)}", markup=False)
