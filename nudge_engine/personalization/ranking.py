@@ -38,8 +38,10 @@ class PolicyKind(StrEnum):
 
 KIND_WEIGHTS: Mapping[PolicyKind, ScoreWeights] = {
     PolicyKind.RANDOM: ScoreWeights({Component.PREDICTED: 0.0, Component.BASELINE: 0.0, Component.PRIORITY: 0.0}),
-    PolicyKind.BASELINE: ScoreWeights({Component.PREDICTED: 0.0, Component.BASELINE: 1.0, Component.PRIORITY: 0.001}),
-    PolicyKind.BANDIT: ScoreWeights({Component.PREDICTED: 1.0, Component.BASELINE: 0.0, Component.PRIORITY: 0.001}),
+    PolicyKind.BASELINE: ScoreWeights({Component.PREDICTED: 0.0, Component.BASELINE: 1.0, Component.PRIORITY: 0.001,
+                                       Component.COLLABORATIVE: 0.5}),
+    PolicyKind.BANDIT: ScoreWeights({Component.PREDICTED: 1.0, Component.BASELINE: 0.0, Component.PRIORITY: 0.001,
+                                     Component.COLLABORATIVE: 0.5}),
 }
 
 

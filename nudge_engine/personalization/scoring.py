@@ -26,6 +26,8 @@ class Component(StrEnum):
     FRESHNESS = "freshness"  # 1 - exp(-days since this nudge was last delivered / 14); 1 when never
     NOVELTY = "novelty"  # 1 - the highest content similarity to a nudge delivered in the last 14 days
     MORE_LIKE_THIS = "more_like_this"  # content similarity to the nudge the patient last completed (7 days)
+    # Computed by collaborative.ItemFactors from patient x nudge outcomes, once there are enough of them:
+    COLLABORATIVE = "collaborative"  # predicted completion rate above the nudge's overall rate, from similar patients
 
 
 COMPONENT_NAMES: frozenset[str] = frozenset(c.value for c in Component)

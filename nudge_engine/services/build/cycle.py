@@ -55,11 +55,14 @@ from nudge_engine.personalization.agenda import (
 )
 from nudge_engine.personalization.candidates import REASONS, DropReason
 from nudge_engine.personalization.catalog import Catalog, catalog_digest
+from nudge_engine.personalization.collaborative import ItemFactors
 from nudge_engine.personalization.pipeline import event_windows, plan_batch
 from nudge_engine.personalization.plan import BatchPlan
 from nudge_engine.personalization.programmes import ProgrammeSet, load_programmes
 from nudge_engine.personalization.ranking import PolicyKind, RankingPolicy
+from nudge_engine.personalization.scoring import Component
 from nudge_engine.personalization.segments import SegmentModel
+from nudge_engine.services.build.collaborative import collaborative_component, fit_item_factors
 from nudge_engine.services.build.guarding import ShardGuardrails
 from nudge_engine.services.build.loading import LoadedShard, load_shard
 from nudge_engine.services.build.models import PolicyFamily
@@ -69,6 +72,7 @@ from nudge_engine.services.build.writer import QueuePolicy, write_outcomes
 
 log = get_logger(__name__)
 PROGRAMMES_DIR = PACKAGE_ROOT / "data" / "programmes"
+_UNFITTED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,7 @@ class BuildCycle:
         self.too_similar = self.similarity.near_duplicates()
         self.weight_overrides = dict(self.options.weights)
         self.policies = PolicyFamily(policy, catalog=catalog, segments=segments)
+        self._factors: object = _UNFITTED
         self.safe = safe_nudges([str(x.category) for x in self.nudges], [sorted(x.tags) for x in self.nudges])
 
     # ------------------------------------------------------------------ cycle
@@ -244,6 +249,9 @@ class BuildCycle:
         components = agenda_components(batch, self.catalog, self.programmes, as_of, similarity=self.similarity,
                                        stages=stages)
         near_duplicate = near_duplicates(batch, self.similarity, as_of)
+        factors = self._item_factors(session, as_of)
+        if factors is not None:
+            components[Component.COLLABORATIVE] = collaborative_component(batch, factors)
         day = as_of.astimezone(UTC).date().toordinal()
         outcomes: list[PatientOutcome | None] = [None] * len(loaded.patient_ids)
         # Patients in a policy arm of an experiment rank with that arm's policy; the rest with the default.
@@ -279,6 +287,12 @@ class BuildCycle:
         summary.review_created += counts.review_created
         summary.review_auto_approved += counts.review_auto_approved
         summary.held_out += sum(1 for o in done if o.held_out)
+
+    def _item_factors(self, session: Session, as_of: datetime) -> ItemFactors | None:
+        """Fitted once per cycle (per worker), on first use."""
+        if self._factors is _UNFITTED:
+            self._factors = fit_item_factors(session, self.catalog, as_of=as_of)
+        return self._factors  # type: ignore[return-value]
 
     def _outcomes(
         self,

@@ -18,7 +18,6 @@ def test_a_weight_override_changes_the_ready_nudges_and_is_recorded_with_each_de
     var = tmp_path / "var"
     container = make_container(database_url, var)
     seed_cohort(container, 150)
-    container.dispose()
     first = run_cli(["build", "--json"], database_url=database_url, var_dir=var)
     assert first.exit_code == 0, first.output
     second = run_cli(["build", "--json", "--weights", "agenda:40,baseline:0,priority:30"],
@@ -31,6 +30,7 @@ def test_a_weight_override_changes_the_ready_nudges_and_is_recorded_with_each_de
         chosen = uow.session.scalars(
             select(PatientDecisionRow.chosen).where(PatientDecisionRow.cycle_id == summary["cycle_id"])
         ).all()
+    container.dispose()
     weights = {
         name: part["weight"] for picks in chosen for pick in picks
         for name, part in pick["components"]["components"].items()
