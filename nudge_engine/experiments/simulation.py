@@ -131,12 +131,20 @@ def simulate_weeks(
     t0 = start or container.clock()
     clock = _SimClock(t0)
     saved_clock = container.clock
+    saved_experiments = container.__dict__.get("experiments")
     container.clock = clock
+    # The build assigns arms itself: a planted split mismatch is a broken deployment of the declared
+    # experiments, so the build runs with the actual (broken) weights while the analysis keeps the declared ones.
+    container.__dict__["experiments"] = actual
     try:
         return _run(container, clock, declared=declared, actual=actual, plant=plant, n_days=n_days, seed=seed,
                     retrain_every_days=retrain_every_days, progress=progress)
     finally:
         container.clock = saved_clock
+        if saved_experiments is None:
+            container.__dict__.pop("experiments", None)
+        else:
+            container.__dict__["experiments"] = saved_experiments
 
 
 @dataclass

@@ -101,10 +101,20 @@ def test_an_even_split_raises_no_srm_alarm(run: Run) -> None:
 
 
 def test_the_no_nudge_arm_receives_only_safety_relevant_nudges(run: Run) -> None:
-    no_nudge = _overall(run.report, "ranking_policy", "no_nudge")
-    baseline = _overall(run.report, "ranking_policy", "baseline")
-    assert no_nudge["delivered"] / no_nudge["patients"] < 0.1 * baseline["delivered"] / baseline["patients"]
-    assert run.result.withheld > 0
+    from nudge_engine.adapters.orm import ExperimentAssignmentRow, PatientEventRow
+    from nudge_engine.experiments.assignment import safety_relevant
+
+    nudges = {n.id: n for n in run.container.catalog.nudges()}
+    with run.container.uow() as uow:
+        held = select(ExperimentAssignmentRow.patient_id).where(
+            ExperimentAssignmentRow.experiment_id == "ranking_policy", ExperimentAssignmentRow.arm == "no_nudge")
+        delivered = list(uow.session.scalars(select(PatientEventRow.nudge_id).where(
+            PatientEventRow.patient_id.in_(held), PatientEventRow.type == "delivered",
+            PatientEventRow.occurred_at >= run.result.start, PatientEventRow.nudge_id.is_not(None))))
+    assert delivered, "held-out patients still get their safety-relevant nudges"
+    for nudge_id in delivered:
+        nudge = nudges[nudge_id]
+        assert safety_relevant(str(nudge.category), sorted(nudge.tags)), nudge_id
 
 
 def test_the_report_holds_aggregates_only(run: Run) -> None:
