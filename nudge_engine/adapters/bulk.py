@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 CHUNK = 20_000
+IN_LIST = 500  # ids per ``IN (...)`` list: well inside SQLite's and PostgreSQL's parameter limits
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = IN_LIST) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _table(row_type: Any) -> Table:
@@ -35,5 +44,5 @@ def bulk_insert(
             stmt = sqlite.insert(table).on_conflict_do_nothing()
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
             raise NotImplementedError(dialect)
-    for start in range(0, len(rows), CHUNK):
-        session.execute(stmt, list(rows[start : start + CHUNK]))
+    for chunk in chunked(rows, CHUNK):
+        session.execute(stmt, list(chunk))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from nudge_engine.adapters.bulk import bulk_insert
+from nudge_engine.adapters.bulk import bulk_insert, chunked
 from nudge_engine.adapters.orm import (
     ClinicalFactRow,
     ConditionRow,
@@ -134,7 +134,7 @@ def replace_contexts(
     """Replace the clinical rows of each patient written by ``origin`` (or by every origin)."""
     ids = [pid for pid, _ in items]
     for table in CONTEXT_TABLES:
-        for chunk in _chunks(ids, 500):
+        for chunk in chunked(ids):
             stmt = delete(table).where(table.patient_id.in_(chunk))
             if not all_origins:
                 stmt = stmt.where(table.origin == origin)
@@ -151,7 +151,7 @@ def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, Pat
     """Read the stored contexts of the given patients (missing patients are absent from the result)."""
     out: dict[str, dict[str, list[Any]]] = {}
     demo: dict[str, tuple[date | None, str | None]] = {}
-    for chunk in _chunks(list(patient_ids), 500):
+    for chunk in chunked(list(patient_ids)):
         for row in session.execute(
             select(PatientRow.id, PatientRow.birth_year, PatientRow.birth_month, PatientRow.sex).where(
                 PatientRow.id.in_(chunk)
@@ -266,8 +266,3 @@ def _collect(session: Session, chunk: Sequence[str], out: dict[str, dict[str, li
                 source_id=rf.resource_id,
             )
         )
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

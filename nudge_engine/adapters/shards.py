@@ -80,6 +80,12 @@ def claim_shard(session: Session, *, cycle_id: str, worker: str, now: datetime) 
             select(BuildShardRow.shard_no).where(pending).order_by(BuildShardRow.shard_no)
             .limit(1).with_for_update(skip_locked=True)
         )
+        if shard_no is not None:
+            session.execute(
+                update(BuildShardRow)
+                .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard_no)
+                .values(status="claimed", claimed_by=worker, claimed_at=now)
+            )
     else:
         first_pending = select(func.min(BuildShardRow.shard_no)).where(pending).scalar_subquery()
         shard_no = session.scalar(
@@ -90,11 +96,6 @@ def claim_shard(session: Session, *, cycle_id: str, worker: str, now: datetime) 
         )
     if shard_no is None:
         return None
-    session.execute(
-        update(BuildShardRow)
-        .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard_no)
-        .values(status="claimed", claimed_by=worker, claimed_at=now)
-    )
     return ShardClaim(cycle_id, int(shard_no), shard_count)
 
 

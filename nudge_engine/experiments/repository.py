@@ -7,7 +7,7 @@ Assignment is sticky: the first stored arm of a patient stays, even if the file'
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,18 +16,13 @@ import numpy.typing as npt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from nudge_engine.adapters.bulk import bulk_insert
+from nudge_engine.adapters.bulk import bulk_insert, chunked
 from nudge_engine.adapters.orm import ExperimentAssignmentRow, ExperimentRow, PatientDecisionRow, PatientEventRow
 from nudge_engine.experiments.analysis import ExposureData
 from nudge_engine.experiments.assignment import ArmAssignment
 from nudge_engine.experiments.model import ExperimentsConfig, ExperimentSpec
 
 DAY = timedelta(days=1)
-
-
-def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
 
 
 def sync_experiments(session: Session, config: ExperimentsConfig) -> None:
@@ -75,7 +70,7 @@ def record_assignments(
             for i in members
         ], ignore_conflicts=True)
         now_exposed = [ids[i] for i in members if exposed[i]]
-        for chunk in _chunks(now_exposed):
+        for chunk in chunked(now_exposed):
             result: Any = session.execute(
                 update(ExperimentAssignmentRow)
                 .where(ExperimentAssignmentRow.experiment_id == experiment_id,
@@ -114,7 +109,7 @@ def load_exposures(session: Session, spec: ExperimentSpec, *, until: datetime) -
     row_of = {pid: i for i, pid in enumerate(ids)}
     n = len(ids)
     delivered, completed, minutes = np.zeros(n), np.zeros(n), np.zeros(n)
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         for e in session.execute(
             select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.occurred_at,
                    PatientEventRow.properties)
@@ -144,7 +139,7 @@ def _segments_at_exposure(
 ) -> dict[str, frozenset[str]]:
     """Segments of the last decision at or before first exposure (else the first decision after it)."""
     best: dict[str, tuple[bool, datetime, frozenset[str]]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         for d in session.execute(
             select(PatientDecisionRow.patient_id, PatientDecisionRow.created_at, PatientDecisionRow.segments)
             .where(PatientDecisionRow.patient_id.in_(chunk), PatientDecisionRow.created_at >= since,

@@ -22,16 +22,16 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
-from itertools import islice
-from typing import TypeVar, cast
+from typing import cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.orm import PatientIdentifierRow, PatientKeyRow, new_id
 from nudge_engine.domain.context import PatientIdentifiers
 from nudge_engine.domain.errors import Conflict, IntegrityError, InvalidInput
@@ -40,17 +40,9 @@ from nudge_engine.privacy.keys import KEY_BYTES, Keyring
 NONCE_BYTES = 12
 SOURCE_ID = "source_id"  # the row looked up through the blind index
 DEMOGRAPHICS = "demographics"  # names, birth date, telecom, addresses, record numbers in one row
-CHUNK = 500  # ids per IN (...) clause: well below SQLite's and PostgreSQL's parameter limits
 
-T = TypeVar("T")
 _KEYS = cast(Table, PatientKeyRow.__table__)
 _IDENTIFIERS = cast(Table, PatientIdentifierRow.__table__)
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -88,7 +80,7 @@ class IdentifierVault:
         """Source id -> surrogate patient id, for those that are enrolled (and not erased)."""
         by_hash = {self.lookup_hash(s): s for s in source_ids}
         found: dict[str, str] = {}
-        for batch in _chunks(list(by_hash)):
+        for batch in chunked(list(by_hash)):
             rows = session.execute(
                 select(PatientIdentifierRow.lookup_hash, PatientIdentifierRow.patient_id).where(
                     PatientIdentifierRow.kind == SOURCE_ID, PatientIdentifierRow.lookup_hash.in_(batch)
@@ -106,7 +98,7 @@ class IdentifierVault:
             raise InvalidInput("enrol_many: a patient id appears twice in one batch")
         if len({ids.source_id for _, ids in items}) != len(items):
             raise InvalidInput("enrol_many: a source id appears twice in one batch")
-        for batch in _chunks(patient_ids):
+        for batch in chunked(patient_ids):
             erased = session.scalars(
                 select(PatientKeyRow.patient_id).where(
                     PatientKeyRow.patient_id.in_(batch), PatientKeyRow.destroyed_at.is_not(None)

@@ -47,7 +47,6 @@ def import_cohort(
             uow.commit()
         if progress:
             progress(len(batch))
-    summary.files = 0
     return summary
 
 

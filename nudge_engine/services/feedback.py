@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.orm import PatientPreferenceRow, ReadyNudgeRow, ReviewItemRow, new_id
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow, RuleReportRow
 from nudge_engine.audit.trail import AuditEvent, EventType
@@ -270,8 +271,7 @@ def suppressed_pairs(session: Session, patient_ids: Iterable[str]) -> set[tuple[
     ids = list(patient_ids)
     out: set[tuple[str, str]] = set()
     f = PatientFeedbackRow
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in chunked(ids):
         out.update(
             (str(r.patient_id), str(r.nudge_id))
             for r in session.execute(

@@ -9,7 +9,7 @@ skipped.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -256,14 +256,3 @@ class Importer:
         if events:
             self._audit.append(session, events, now=now)
         return ids
-
-
-def iter_batches(records: Iterable[PatientRecord], size: int) -> Iterator[list[PatientRecord]]:
-    batch: list[PatientRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

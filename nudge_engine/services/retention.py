@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.orm import PatientDecisionRow, PatientEventRow, ReadyNudgeRow
 from nudge_engine.adapters.orm.feedback import EventIntakeRow, EventVolumeDailyRow, PatientNudgeOutcomeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
@@ -136,8 +137,8 @@ def fold_old_events(session: Session, *, before: datetime, now: datetime, limit:
     _add_outcomes(session, folds, now)
     _add_volume(session, days)
     ids = [r.id for r in rows]
-    for start in range(0, len(ids), 500):
-        session.execute(delete(e).where(e.id.in_(ids[start : start + 500])))
+    for chunk in chunked(ids):
+        session.execute(delete(e).where(e.id.in_(chunk)))
     return len(rows), len(folds)
 
 
@@ -145,8 +146,8 @@ def _add_outcomes(session: Session, folds: dict[tuple[str, str], _Fold], now: da
     o = PatientNudgeOutcomeRow
     patient_ids = sorted({p for p, _ in folds})
     existing: dict[tuple[str, str], PatientNudgeOutcomeRow] = {}
-    for start in range(0, len(patient_ids), 500):
-        for row in session.scalars(select(o).where(o.patient_id.in_(patient_ids[start : start + 500]))):
+    for chunk in chunked(patient_ids):
+        for row in session.scalars(select(o).where(o.patient_id.in_(chunk))):
             existing[row.patient_id, row.nudge_id] = row
     for (patient_id, nudge_id), f in folds.items():
         found = existing.get((patient_id, nudge_id))
@@ -197,8 +198,8 @@ def outcome_totals(session: Session, patient_ids: Sequence[str]) -> dict[tuple[s
     o = PatientNudgeOutcomeRow
     out: dict[tuple[str, str], tuple[int, int]] = {}
     ids = list(patient_ids)
-    for start in range(0, len(ids), 500):
+    for chunk in chunked(ids):
         for r in session.execute(select(o.patient_id, o.nudge_id, o.delivered, o.completed)
-                                 .where(o.patient_id.in_(ids[start : start + 500]), o.nudge_id != "")):
+                                 .where(o.patient_id.in_(chunk), o.nudge_id != "")):
             out[str(r.patient_id), str(r.nudge_id)] = (int(r.delivered), int(r.completed))
     return out

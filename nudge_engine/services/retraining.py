@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.orm import ModelVersionRow, PatientDecisionRow, PatientEventRow, PatientRow, ReadyNudgeRow
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit.trail import AuditEvent, AuditTrail
@@ -115,11 +116,11 @@ def _events_after(
     start = min(r.served_at for r, _, _ in rows)
     end = max(r.served_at for r, _, _ in rows) + window
     found = [
-        e for i in range(0, len(patients), 500)
+        e for chunk in chunked(patients)
         for e in session.execute(
             select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
                    PatientEventRow.occurred_at, PatientEventRow.properties)
-            .where(PatientEventRow.patient_id.in_(patients[i : i + 500]), PatientEventRow.occurred_at >= start,
+            .where(PatientEventRow.patient_id.in_(chunk), PatientEventRow.occurred_at >= start,
                    PatientEventRow.occurred_at < end)
         )
     ]

@@ -361,7 +361,3 @@ class BuildCycle:
                 stage=stages.record(k), model_version=model_version,
             ))
         return outcomes
-
-
-def latest_cycle(session: Session) -> BuildCycleRow | None:
-    return session.scalars(select(BuildCycleRow).order_by(BuildCycleRow.started_at.desc())).first()

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.context_store import load_contexts
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
 from nudge_engine.adapters.shards import ShardClaim
@@ -26,10 +27,6 @@ class LoadedShard:
     context_versions: list[int]
     contexts: list[PatientContext]
     batch: PatientBatch
-
-
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _minutes_of(hhmm: str) -> int:
@@ -62,7 +59,7 @@ def load_shard(
     prefs = PatientPrefs.defaults(n)
     category_col = {str(c): j for j, c in enumerate(CATEGORIES)}
     prefs_rows = [
-        pref for chunk in _chunks(ids)
+        pref for chunk in chunked(ids)
         for pref in session.scalars(select(PatientPreferenceRow).where(PatientPreferenceRow.patient_id.in_(chunk)))
     ]
     for pref in prefs_rows:
@@ -81,7 +78,7 @@ def load_shard(
 
     # Per-patient index look-ups (patient_id, occurred_at): a shard never scans the whole events table.
     ev = [
-        e for chunk in _chunks(ids)
+        e for chunk in chunked(ids)
         for e in session.execute(
             select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
                    PatientEventRow.occurred_at, PatientEventRow.properties)
@@ -102,7 +99,7 @@ def load_shard(
     ) if ev else EventColumns.empty()
 
     pending = [
-        p for chunk in _chunks(ids)
+        p for chunk in chunked(ids)
         for p in session.execute(
             select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id)
             .where(ReviewItemRow.patient_id.in_(chunk), ReviewItemRow.status == "pending")
