@@ -8,10 +8,13 @@ The chain head (last ``seq`` and ``hash``) lives in one row, ``audit_chain_head`
     UPDATE audit_chain_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash
 
 The UPDATE takes the row's write lock (PostgreSQL: a row lock; SQLite: the database write lock,
-taken by the first write of the transaction, so no stale read can precede it) and returns the
-head as of that moment. The batch gets the ``n`` following sequence numbers, each record's hash
-covers the previous one, the records are bulk-inserted and the head row is set to the last hash,
-all in the caller's transaction. The lock is released at COMMIT or ROLLBACK:
+which the engine takes when the transaction begins, so no stale read can precede it) and returns
+the head as of that moment. The batch gets the ``n`` following sequence numbers, each record's
+hash covers the previous one, the records are bulk-inserted and the head row is set to the last
+hash ("sealed"), all in the caller's transaction. On PostgreSQL a single record (what an API
+request appends) is inserted and sealed by one statement (``WITH sealed AS (UPDATE ...) INSERT``):
+two round trips per append, the head locked for one round trip and the commit. The lock is
+released at COMMIT or ROLLBACK:
 
 - a rolled-back transaction leaves neither records nor a moved head, so no gap is possible;
 - a committed record is always inside the chain: there is no "unsealed" state and no sealer
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Connection, Table, bindparam, insert, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -53,23 +56,40 @@ HEAD_ID = 1
 _records = cast(Table, AuditRecordRow.__table__)
 _head = cast(Table, AuditChainHeadRow.__table__)
 
+_IS_HEAD = _head.c.id == literal_column(str(HEAD_ID))  # no bound value: none to lose inside a CTE
 
-def _reserve(session: Session, count: int, now: datetime) -> tuple[int, str]:
+# The statements of an append, built once (building and cache-keying a statement costs more than
+# running it on SQLite). ``b_*`` names keep the bound parameters apart from the columns they set.
+RESERVE = (
+    update(_head)
+    .where(_IS_HEAD)
+    .values(seq=_head.c.seq + bindparam("b_count"))
+    .returning(_head.c.seq, _head.c.hash)
+)
+SEAL = update(_head).where(_IS_HEAD).values(hash=bindparam("b_hash"), updated_at=bindparam("b_now"))
+INSERT_RECORDS = insert(_records)
+# PostgreSQL, one record (every API request): the record and the head's new hash in one round trip.
+# Its record values are bound as ``r_<column>``: a plain column name would also be SET by the UPDATE.
+INSERT_AND_SEAL = (
+    insert(_records)
+    .values({c.name: bindparam(f"r_{c.name}", type_=c.type) for c in _records.c})
+    .add_cte(SEAL.cte("sealed"))
+)
+
+
+def _reserve(connection: Connection, count: int, now: datetime) -> tuple[int, str]:
     """Lock the chain head and move it ``count`` places on; returns the previous (seq, hash)."""
-    bump = (
-        update(_head).where(_head.c.id == HEAD_ID).values(seq=_head.c.seq + count).returning(_head.c.seq, _head.c.hash)
-    )
-    row = session.execute(bump).first()
+    row = connection.execute(RESERVE, {"b_count": count}).first()
     if row is None:  # the very first append: create the head, racing other first writers safely
-        dialect = session.get_bind().dialect.name
+        dialect = connection.dialect.name
         genesis: dict[str, Any] = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH, "updated_at": now}
         if dialect == "postgresql":
-            session.execute(postgresql.insert(_head).values(genesis).on_conflict_do_nothing())
+            connection.execute(postgresql.insert(_head).values(genesis).on_conflict_do_nothing())
         elif dialect == "sqlite":
-            session.execute(sqlite.insert(_head).values(genesis).on_conflict_do_nothing())
+            connection.execute(sqlite.insert(_head).values(genesis).on_conflict_do_nothing())
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            session.execute(insert(_head).values(genesis))
-        row = session.execute(bump).one()
+            connection.execute(insert(_head).values(genesis))
+        row = connection.execute(RESERVE, {"b_count": count}).one()
     new_seq, prev_hash = row
     return int(new_seq) - count, str(prev_hash)
 
@@ -112,11 +132,16 @@ class AuditTrail:
         return cls(signing_key=signing_key_bytes(settings), checkpoint_dir=settings.resolved_checkpoint_dir)
 
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
-        """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits."""
+        """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
+
+        Three statements on the session's connection (reserve, insert, seal); two on PostgreSQL
+        for a single record, whose insert and seal go in one round trip.
+        """
         if not events:
             return
+        connection = session.connection()
         recorded_at = timestamp(now)
-        seq, prev = _reserve(session, len(events), now)
+        seq, prev = _reserve(connection, len(events), now)
         rows: list[dict[str, Any]] = []
         sha256 = hashlib.sha256
         for event in events:
@@ -157,5 +182,9 @@ class AuditTrail:
                 }
             )
             prev = digest
-        session.execute(insert(_records), rows)
-        session.execute(update(_head).where(_head.c.id == HEAD_ID).values(hash=prev, updated_at=now))
+        if len(rows) == 1 and connection.dialect.name == "postgresql":
+            params = {f"r_{name}": value for name, value in rows[0].items()}
+            connection.execute(INSERT_AND_SEAL, {**params, "b_hash": prev, "b_now": now})
+            return
+        connection.execute(INSERT_RECORDS, rows)
+        connection.execute(SEAL, {"b_hash": prev, "b_now": now})
