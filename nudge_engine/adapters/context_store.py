@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -18,8 +18,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import bulk_insert, chunked
+from nudge_engine.adapters.clinical_packs import pack_values
 from nudge_engine.adapters.orm import (
     ClinicalFactRow,
+    ClinicalPackRow,
     ConditionRow,
     MedicationRow,
     ObservationRow,
@@ -133,18 +135,33 @@ def replace_contexts(
 ) -> None:
     """Replace the clinical rows of each patient written by ``origin`` (or by every origin)."""
     ids = [pid for pid, _ in items]
-    for table in CONTEXT_TABLES:
+    for table in (*CONTEXT_TABLES, ClinicalPackRow):
         for chunk in chunked(ids):
             stmt = delete(table).where(table.patient_id.in_(chunk))
             if not all_origins:
                 stmt = stmt.where(table.origin == origin)
             session.execute(stmt)
     merged: dict[type, list[dict[str, Any]]] = defaultdict(list)
+    packs: list[dict[str, Any]] = []
     for pid, ctx in items:
-        for row_type, rows in context_rows(pid, ctx, origin=origin).items():
+        rows_of_patient = context_rows(pid, ctx, origin=origin)
+        for row_type, rows in rows_of_patient.items():
             merged[row_type].extend(rows)
+        packs.append(pack_values(pid, origin, rows_of_patient))
     for row_type, rows in merged.items():
         bulk_insert(session, row_type, rows)
+    bulk_insert(session, ClinicalPackRow, packs)
+
+
+def context_source(session: Session, patient_ids: Sequence[str]) -> Callable[[Sequence[int]], list[PatientContext]]:
+    """Full contexts by position in ``patient_ids`` (the columnar reader's ``ContextSource``)."""
+
+    def source(rows: Sequence[int]) -> list[PatientContext]:
+        wanted = [patient_ids[i] for i in rows]
+        found = load_contexts(session, wanted)
+        return [found.get(pid, PatientContext()) for pid in wanted]
+
+    return source
 
 
 def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, PatientContext]:

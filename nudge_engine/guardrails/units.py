@@ -52,39 +52,57 @@ def is_known(unit: str) -> bool:
     return canonical(unit) is not None
 
 
-def convert(value: float, unit: str | None, target: str, analyte: Analyte | None = None) -> float | None:
-    """``value`` in ``unit`` expressed in ``target``; None when that is not possible."""
+Step = tuple[str, float]  # ("mul" | "div", operand)
+
+
+def conversion(unit: str | None, target: str, analyte: Analyte | None = None) -> tuple[Step, ...] | None:
+    """The arithmetic that takes a value in ``unit`` to ``target``, or None when that is not possible.
+
+    :func:`convert` applies these steps to one value; the columnar loader applies the very same
+    steps to whole arrays, so both give bit-identical results at every threshold.
+    """
     to = _UNITS.get(target.strip().lower().replace(" ", ""))
     if to is None:
         return None
     if unit is None or not unit.strip():
-        return value
+        return ()
     src = _UNITS.get(unit.strip().lower().replace(" ", ""))
     if src is None:
         return None
     if src[1] == to[1]:
-        return value * src[2] / to[2]
-    base = _to_mmol_per_l(value * src[2], src[1], analyte)
-    if base is None:
+        return (("mul", src[2]), ("div", to[2]))
+    into = _to_mmol_per_l(src[1], analyte)
+    out = _from_mmol_per_l(to[1], analyte)
+    if into is None or out is None:
         return None
-    return _from_mmol_per_l(base, to[1], analyte)
+    return (("mul", src[2]), *into, *out)
 
 
-def _to_mmol_per_l(value: float, dimension: str, analyte: Analyte | None) -> float | None:
+def convert(value: float, unit: str | None, target: str, analyte: Analyte | None = None) -> float | None:
+    """``value`` in ``unit`` expressed in ``target``; None when that is not possible."""
+    steps = conversion(unit, target, analyte)
+    if steps is None:
+        return None
+    for op, operand in steps:
+        value = value * operand if op == "mul" else value / operand
+    return value
+
+
+def _to_mmol_per_l(dimension: str, analyte: Analyte | None) -> tuple[Step, ...] | None:
     if dimension == "molar_concentration":
-        return value
+        return ()
     if dimension == "mass_concentration" and analyte and analyte.molar_mass:
-        return value * 10.0 / analyte.molar_mass  # mg/dL -> mg/L -> mmol/L
+        return (("mul", 10.0), ("div", analyte.molar_mass))  # mg/dL -> mg/L -> mmol/L
     if dimension == "equivalent_concentration" and analyte and analyte.charge:
-        return value / analyte.charge
+        return (("div", float(analyte.charge)),)
     return None
 
 
-def _from_mmol_per_l(value: float, dimension: str, analyte: Analyte | None) -> float | None:
+def _from_mmol_per_l(dimension: str, analyte: Analyte | None) -> tuple[Step, ...] | None:
     if dimension == "molar_concentration":
-        return value
+        return ()
     if dimension == "mass_concentration" and analyte and analyte.molar_mass:
-        return value * analyte.molar_mass / 10.0
+        return (("mul", analyte.molar_mass), ("div", 10.0))
     if dimension == "equivalent_concentration" and analyte and analyte.charge:
-        return value * analyte.charge
+        return (("mul", float(analyte.charge)),)
     return None

@@ -116,6 +116,14 @@ class CodeMatcher:
                 return None
         return hit
 
+    def includes(self, coding: Coding) -> bool:
+        """Whether this one coding is in the value set (exclusions not applied)."""
+        return self._coding_in(coding)
+
+    def excludes(self, coding: Coding) -> bool:
+        """Whether this one coding vetoes the resource that carries it."""
+        return self._excludes and self.exclude.hit(coding, self.products)
+
     def loinc_codes(self) -> frozenset[str]:
         return self.include.loinc
 

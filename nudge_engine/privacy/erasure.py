@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import (
     ClinicalFactRow,
+    ClinicalPackRow,
     ConditionRow,
     MedicationRow,
     ObservationRow,
@@ -71,6 +72,7 @@ def erase_patient(
     for name, row in CLINICAL_TABLES.items():
         result = session.execute(delete(row).where(row.patient_id == patient_id))
         removed[name] = int(result.rowcount)  # type: ignore[attr-defined]
+    session.execute(delete(ClinicalPackRow).where(ClinicalPackRow.patient_id == patient_id))  # the same rows, packed
     session.execute(
         update(PatientRow)
         .where(PatientRow.id == patient_id)

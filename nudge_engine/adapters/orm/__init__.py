@@ -13,6 +13,7 @@ from nudge_engine.adapters.orm.build import (
 from nudge_engine.adapters.orm.catalog import NudgeRow, SegmentMembershipRow, SegmentRow
 from nudge_engine.adapters.orm.clinical import (
     ClinicalFactRow,
+    ClinicalPackRow,
     ConditionRow,
     MedicationRow,
     ObservationRow,
@@ -44,6 +45,7 @@ __all__ = [
     "BuildCycleRow",
     "BuildShardRow",
     "ClinicalFactRow",
+    "ClinicalPackRow",
     "ClinicianAccountRow",
     "ConditionRow",
     "EventIntakeRow",

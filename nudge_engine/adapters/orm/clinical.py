@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, String
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nudge_engine.adapters.orm.base import ID, Base, new_id
@@ -112,3 +112,20 @@ class ClinicalFactRow(Base):
     value_string: Mapped[str | None] = mapped_column(String(256))
     value_num: Mapped[float | None] = mapped_column(Float)
     value_unit: Mapped[str | None] = mapped_column(String(64))
+
+
+class ClinicalPackRow(Base):
+    """The same clinical rows of one patient and origin, packed for columnar reading (``clinical_packs``).
+
+    Written by ``replace_contexts`` in the same transaction as the rows above and deleted with them,
+    so the build and the guardrail benchmark read a patient's whole record as two byte strings.
+    """
+
+    __tablename__ = "clinical_packs"
+
+    patient_id: Mapped[str] = mapped_column(ID, _patient_fk(), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16), primary_key=True)
+    format: Mapped[int] = mapped_column(Integer)
+    term_count: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[bytes] = mapped_column(LargeBinary)
+    records: Mapped[bytes] = mapped_column(LargeBinary)

@@ -36,7 +36,8 @@ OBS = [("8480-6", "mm[Hg]", 90, 220), ("8462-4", "mm[Hg]", 50, 130), ("2339-0", 
        ("2339-0", "mmol/L", 2, 12), ("2823-3", "mmol/L", 3, 7), ("2823-3", "mEq/L", 3, 7),
        ("2951-2", "mmol/L", 125, 145), ("33914-3", "mL/min/{1.73_m2}", 5, 110), ("39156-5", "kg/m2", 15, 40),
        ("29463-7", "kg", 60, 66), ("29463-7", "[lb_av]", 130, 140), ("8302-2", "cm", 150, 190),
-       ("44260-8", "{score}", 0, 3), ("49051-6", "wk", 10, 38), ("718-7", "g/dL", 6, 14), ("2823-3", "bogus", 3, 7)]
+       ("44260-8", "{score}", 0, 3), ("49051-6", "wk", 10, 38), ("718-7", "g/dL", 6, 14), ("2823-3", "bogus", 3, 7),
+       ("8302-2", "[in_i]", 58, 76), ("8302-2", "furlong", 1, 2), ("29463-7", "stone", 9, 12)]
 STATUSES = ["active", "active", "active", "resolved", "remission", "inactive", "recurrence"]
 
 
@@ -48,7 +49,7 @@ def moments(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def profiles(draw: st.DrawFn) -> dict[str, Any]:
+def profiles(draw: st.DrawFn, moments: Any = moments) -> dict[str, Any]:
     conditions = [
         {"system": "ICD-10-CM", "code": c, "status": draw(st.sampled_from(STATUSES)), "onset": draw(moments()),
          "verification": draw(st.sampled_from(["confirmed", "confirmed", "refuted"]))}
