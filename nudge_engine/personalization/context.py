@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nudge_engine.personalization.features import BEHAVIOUR_FEATURES, PatientFeatures
+from nudge_engine.personalization.segment_spec import SegmentSpec
 
 INTERCEPT = "intercept"
 SEGMENT_PREFIX = "segment:"
@@ -43,3 +44,17 @@ def context_matrix(
 
 def behaviour_of(features: PatientFeatures) -> npt.NDArray[np.float64]:
     return features.behaviour_matrix()
+
+
+def condition_pairs(spec: SegmentSpec) -> tuple[tuple[str, str], ...]:
+    """Pairs of condition segments (defined by clinical flags alone) as bandit interactions.
+
+    Two conditions held together (diabetes with kidney disease, say) can change what helps more than
+    either alone; engagement, activity and programme segments describe the moment, not the person,
+    and stay main effects only.
+    """
+    names = [
+        SEGMENT_PREFIX + s.id for s in spec.segments
+        if s.when.flags and not (s.when.programme or s.when.engagement or s.when.activity)
+    ]
+    return tuple((a, b) for i, a in enumerate(names) for b in names[i + 1 :])

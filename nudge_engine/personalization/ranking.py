@@ -6,9 +6,13 @@
 * ``random``: uniform over the permitted set (a benchmark and a logging policy).
 
 An exploration floor ``ε`` replaces the top pick, with probability ε, by a uniform draw from the
-permitted nudges without caution. The logged propensity of the top pick is its exact marginal chance
-under this procedure: ``(1-ε)·P_thompson(a) + ε·1[a explorable]/|explorable|``. For lower ranks the
-propensity is the Thompson chance of winning among the nudges not ranked above it.
+permitted nudges without caution. Unless set, ε is 0.05 for the baseline (deterministic otherwise, it
+needs the floor to learn at all) and 0.02 for the bandit, whose Thompson draws already explore where
+the model is unsure; the floor keeps every explorable nudge's propensity at least ε/|explorable|.
+
+The logged propensity of the top pick is its exact marginal chance under this procedure:
+``(1-ε)·P_thompson(a) + ε·1[a explorable]/|explorable|``. For lower ranks the propensity is
+the Thompson chance of winning among the nudges not ranked above it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from nudge_engine.personalization.propensity import win_probability
 from nudge_engine.personalization.scoring import Component, ScoreWeights
 
 _TIEBREAK = 1e-9  # later catalog positions lose exact ties, deterministically
+BASELINE_FLOOR = 0.05
+BANDIT_FLOOR = 0.02
 
 
 class PolicyKind(StrEnum):
@@ -100,8 +106,15 @@ class RankingPolicy:
     baseline: SegmentBaseline
     bandit: LinearThompson | None = None
     weights: ScoreWeights | None = None
-    exploration_floor: float = 0.05
+    exploration_floor: float | None = None  # None: BANDIT_FLOOR for the bandit, BASELINE_FLOOR otherwise
     greedy: bool = False
+
+    @property
+    def floor(self) -> float:
+        """The exploration floor ε in force."""
+        if self.exploration_floor is not None:
+            return self.exploration_floor
+        return BANDIT_FLOOR if self.kind is PolicyKind.BANDIT else BASELINE_FLOOR
 
     @property
     def score_weights(self) -> ScoreWeights:
@@ -168,7 +181,7 @@ class RankingPolicy:
         else:
             z = rng.standard_normal((n_p, n_n))
             draw = np.where(permitted, sc.mean + sc.std * z, -np.inf)
-            explore = (rng.random(n_p) < self.exploration_floor) & (n_explorable > 0)
+            explore = (rng.random(n_p) < self.floor) & (n_explorable > 0)
             if explore.any():
                 keys = np.where(explorable[explore], rng.random((int(explore.sum()), n_n)), -1.0)
                 pick = keys.argmax(axis=1)
@@ -184,7 +197,7 @@ class RankingPolicy:
 
         propensity = np.full((n_p, k), np.nan)
         remaining = permitted.copy()
-        eps = np.where(n_explorable > 0, self.exploration_floor, 0.0) if self.kind is not PolicyKind.RANDOM else 0.0
+        eps = np.where(n_explorable > 0, self.floor, 0.0) if self.kind is not PolicyKind.RANDOM else 0.0
         for r in range(min(k, propensity_ranks)):
             c = chosen[:, r]
             if self.kind is PolicyKind.RANDOM:
@@ -222,7 +235,7 @@ class RankingPolicy:
         sc = self.scores(inp)
         explorable = permitted & ~inp.caution
         n_e = explorable.sum(axis=1)
-        eps = np.where(n_e > 0, self.exploration_floor, 0.0)
+        eps = np.where(n_e > 0, self.floor, 0.0)
         ts = win_probability(sc.mean, sc.std, permitted, actions)
         out: npt.NDArray[np.float64] = (1.0 - eps) * ts + eps * explorable[rows, actions] / np.maximum(n_e, 1)
         return out
@@ -241,7 +254,7 @@ class RankingPolicy:
         sc = self.scores(inp)
         explorable = permitted & ~inp.caution
         n_e = explorable.sum(axis=1)
-        eps = np.where(n_e > 0, self.exploration_floor, 0.0)
+        eps = np.where(n_e > 0, self.floor, 0.0)
         uniform = np.where(explorable, values, 0.0).sum(axis=1) / np.maximum(n_e, 1)
         rows = np.arange(n_p)
         if not sc.std.any():

@@ -7,23 +7,28 @@ import numpy.typing as npt
 
 from nudge_engine.personalization.bandit import BanditParams, LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
-from nudge_engine.personalization.context import context_matrix, context_names
+from nudge_engine.personalization.context import condition_pairs, context_matrix, context_names
 from nudge_engine.personalization.ranking import PolicyKind, RankingPolicy
 from nudge_engine.personalization.simulator import NOW, World
 
 
 class RankingRunner:
-    """A :class:`RankingPolicy` that retrains its baseline and bandit after every batch, as the build would."""
+    """A :class:`RankingPolicy` that retrains its baseline and bandit after every batch, as the build would.
+
+    ``exploration_floor`` None: the policy's default (:data:`ranking.BASELINE_FLOOR` / ``BANDIT_FLOOR``).
+    The bandit learns over the context vector and the pairs of condition segments.
+    """
 
     def __init__(
-        self, kind: PolicyKind, world: World, *, exploration_floor: float = 0.05, params: BanditParams | None = None
+        self, kind: PolicyKind, world: World, *, exploration_floor: float | None = None,
+        params: BanditParams | None = None,
     ) -> None:
         self.kind = kind
         self.exploration_floor = exploration_floor
         self.baseline = SegmentBaseline.empty(world.segments.ids, world.catalog.ids)
         self.bandit = (
             LinearThompson(context_names(world.segments.ids), world.catalog.ids, world.catalog.category_code,
-                           params=params)
+                           params=params, interactions=condition_pairs(world.segments.spec))
             if kind is PolicyKind.BANDIT else None
         )
 

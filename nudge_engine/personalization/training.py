@@ -11,6 +11,7 @@ from the events that followed, never an open or a tap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -42,10 +43,14 @@ def retrain(
     baseline: SegmentBaseline | None = None,
     bandit: LinearThompson | None = None,
     params: BanditParams | None = None,
+    interactions: Sequence[tuple[str, str]] = (),
     weight_by_propensity: bool = False,
     max_weight: float = 20.0,
 ) -> TrainedModels:
     """Add the logged rows to the previous models (or to empty ones) and return the new versions.
+
+    ``params`` and ``interactions`` (for example :func:`context.condition_pairs`) shape a new bandit
+    only; a previous bandit keeps its own, since its statistics are over its own features.
 
     Thompson sampling learns correctly from its own decisions without weights. ``weight_by_propensity``
     re-weights rows by 1/propensity (capped at ``max_weight``) for data logged by another policy.
@@ -58,7 +63,8 @@ def retrain(
     new_base = base.fit(member[keep], base_actions[keep], logged.reward[keep], now=now)
 
     model = bandit or LinearThompson(
-        context_names(logged.segment_ids), logged.nudge_ids, logged.nudge_category, params=params
+        context_names(logged.segment_ids), logged.nudge_ids, logged.nudge_category, params=params,
+        interactions=interactions,
     )
     arm = _positions(model.arm_ids, logged.nudge_ids)
     if (arm < 0).any():
@@ -82,6 +88,7 @@ def retrain_on_outcomes(
     baseline: SegmentBaseline | None = None,
     bandit: LinearThompson | None = None,
     params: BanditParams | None = None,
+    interactions: Sequence[tuple[str, str]] = (),
 ) -> tuple[TrainedModels, DecisionOutcomes]:
     """:func:`retrain` with each row's reward replaced by its health outcome.
 
@@ -93,7 +100,7 @@ def retrain_on_outcomes(
         raise InvalidInput(f"retrain_on_outcomes: field 'served': {len(served)} rows, logged has {len(logged)}")
     outcomes = outcome_rewards(served, events, programmes, catalog)
     trained = retrain(replace(logged, reward=outcomes.reward), now=now, baseline=baseline, bandit=bandit,
-                      params=params)
+                      params=params, interactions=interactions)
     return trained, outcomes
 
 

@@ -136,3 +136,60 @@ def test_the_segment_baseline_smooths_towards_the_nudge_rate() -> None:
     assert rates[0, 1] > rates[2, 1] > rates[1, 1]  # t2d patients completed it, htn patients did not
     assert rates[1, 1] > 0.0 and rates[0, 1] < 1.0
     assert SegmentBaseline.from_bytes(base.to_bytes()).version == base.version
+
+
+def _paired_bandit() -> LinearThompson:
+    """Like :func:`_bandit`, with the t2d × htn interaction."""
+    plain = _bandit()
+    rng = np.random.default_rng(1)
+    x = np.zeros((400, len(plain.feature_names)))
+    x[:, 0] = 1.0
+    x[:, -2:] = rng.random((400, 2)) < 0.5
+    actions = rng.integers(0, 5, 400)
+    rewards = (rng.random(400) < np.array([0.3, 0.25, 0.2, 0.22, 0.12])[actions]).astype(float)
+    pair = (("segment:t2d", "segment:htn"),)
+    return LinearThompson(plain.feature_names, NUDGES, CATEGORY, interactions=pair).update(x, actions, rewards, now=T0)
+
+
+def test_the_bandit_keeps_a_smaller_exploration_floor_than_the_baseline_but_never_zero() -> None:
+    bandit, baseline = RankingPolicy(PolicyKind.BANDIT, _baseline(), _bandit()), RankingPolicy(
+        PolicyKind.BASELINE, _baseline())
+    assert 0.0 < bandit.floor < baseline.floor == 0.05
+    caution = np.zeros((50, 5), bool)
+    caution[:, 4] = True
+    inp = _input(50, caution=caution)
+    for a in range(4):  # every explorable nudge keeps at least ε / |explorable|
+        assert (bandit.top_probability(inp, np.full(50, a)) >= bandit.floor / 4 - 1e-12).all()
+
+
+def test_the_interaction_bandit_logs_the_propensity_over_the_permitted_set_and_never_explores_cautions() -> None:
+    n = 20_000
+    inp = _input(1)
+    permitted = np.ones((n, 5), bool)
+    permitted[:, 1] = False  # removed by the guardrails
+    caution = np.zeros((n, 5), bool)
+    caution[:, 4] = True
+    same = RankingInput(
+        behaviour=None, membership=np.ones((n, 2), bool), segment_ids=SEGMENTS, nudge_ids=NUDGES,
+        nudge_category=CATEGORY, priority=inp.priority, permitted=permitted, caution=caution,
+    )
+    policy = RankingPolicy(PolicyKind.BANDIT, _baseline(), _paired_bandit(), exploration_floor=0.2)
+    assert policy.scores(same).std[:, 4].max() == 0.0
+    ranking = policy.rank(same, rng=np.random.default_rng(6), k=1)
+    top = ranking.chosen[:, 0]
+    assert not (top == 1).any() and not (top[ranking.explored] == 4).any()
+    total = 0.0
+    for a in (0, 2, 3, 4):
+        p = policy.top_probability(_first(same), np.array([a]))[0]
+        total += p
+        assert (top == a).mean() == pytest.approx(p, abs=0.015)
+        assert np.allclose(ranking.propensity[top == a, 0], p)
+    assert total == pytest.approx(1.0, abs=2e-3)  # the win probabilities are a 12-node quadrature
+
+
+def _first(inp: RankingInput) -> RankingInput:
+    return RankingInput(
+        behaviour=None, membership=inp.membership[:1], segment_ids=inp.segment_ids, nudge_ids=inp.nudge_ids,
+        nudge_category=inp.nudge_category, priority=inp.priority, permitted=inp.permitted[:1],
+        caution=inp.caution[:1],
+    )
