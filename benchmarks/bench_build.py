@@ -38,9 +38,9 @@ def prepare(size: int, root: Path) -> Container:
     ready_flag = folder / "prepared"
     settings = ensure_dev_secrets(Settings(database_url=f"sqlite:///{folder / 'nudge.db'}", var_dir=folder))
     container = Container(settings, clock=lambda: AS_OF)
+    upgrade(container.engine)  # a database cached by an older version gets the newer migrations
     if not ready_flag.exists():
         started = time.perf_counter()
-        upgrade(container.engine)
         importer = Importer(uow_factory=container.uow, vault=container.vault, audit=container.audit,
                             clock=container.clock)
         import_cohort(importer, container.uow, patients=size, seed=42, as_of=AS_OF, now=AS_OF,

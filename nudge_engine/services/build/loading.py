@@ -13,7 +13,9 @@ from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.context_store import load_contexts
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
 from nudge_engine.adapters.shards import ShardClaim
+from nudge_engine.adapters.sql_functions import epoch_us, json_number
 from nudge_engine.domain.context import PatientContext
+from nudge_engine.guardrails.rows import micros
 from nudge_engine.personalization.batch import PatientBatch, PatientPrefs
 from nudge_engine.personalization.catalog import CATEGORIES, Catalog
 from nudge_engine.personalization.events import EventColumns
@@ -77,26 +79,29 @@ def load_shard(
         prefs.max_per_week[i] = pref.max_per_week if pref.max_per_week is not None else -1
 
     # Per-patient index look-ups (patient_id, occurred_at): a shard never scans the whole events table.
+    # Plain numbers from SQL (times in microseconds, minutes only when a JSON number): no per-row objects.
+    e = PatientEventRow
+    oldest_us = micros(as_of - every)
+    conn = session.connection()
     ev = [
-        e for chunk in chunked(ids)
-        for e in session.execute(
-            select(PatientEventRow.patient_id, PatientEventRow.type, PatientEventRow.nudge_id,
-                   PatientEventRow.occurred_at, PatientEventRow.properties)
+        row for chunk in chunked(ids)
+        for row in conn.execute(
+            select(e.patient_id, e.type, e.nudge_id, epoch_us(e.occurred_at), json_number(e.properties, "minutes"))
             .where(
-                PatientEventRow.patient_id.in_(chunk), PatientEventRow.occurred_at <= as_of,
-                PatientEventRow.occurred_at >= as_of - max(every, deliveries),
+                e.patient_id.in_(chunk), e.occurred_at <= as_of,
+                e.occurred_at >= as_of - max(every, deliveries),
             )
-        )
-        if e.occurred_at >= as_of - every or (e.type == "delivered")
+        ).all()
+        if row[3] >= oldest_us or row[1] == "delivered"
     ]
-    events = EventColumns.from_records(
-        patient_row=[row_of[e.patient_id] for e in ev],
-        types=[e.type for e in ev],
-        nudge_ids=[e.nudge_id for e in ev],
-        ts=[e.occurred_at.timestamp() for e in ev],
-        minutes=[(e.properties or {}).get("minutes") for e in ev],
-        catalog=catalog,
-    ) if ev else EventColumns.empty()
+    if ev:
+        patient_ids, types, nudge_ids, stamps, minutes = zip(*ev, strict=True)
+        events = EventColumns.from_records(
+            patient_row=list(map(row_of.__getitem__, patient_ids)), types=types, nudge_ids=nudge_ids,
+            ts=np.array(stamps, dtype=np.int64) // 1_000_000, minutes=minutes, catalog=catalog,
+        )
+    else:
+        events = EventColumns.empty()
 
     pending = [
         p for chunk in chunked(ids)

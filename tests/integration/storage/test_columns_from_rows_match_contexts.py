@@ -20,11 +20,15 @@ from nudge_engine.adapters.context_store import context_source, load_contexts, r
 from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import downgrade, upgrade
 from nudge_engine.adapters.orm import ClinicalPackRow, PatientRow, new_id
+from nudge_engine.config import PACKAGE_ROOT
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.guardrails.columns import PatientColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet, compile_ruleset
+from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.guardrails.loader import load_ruleset
+from nudge_engine.guardrails.row_contexts import RowContexts
 from nudge_engine.guardrails.row_features import columns_from_rows
+from nudge_engine.personalization.catalog import load_catalog
 from nudge_engine.privacy.erasure import erase_patient
 from tests.support.paths import PROJECT
 from tests.support.world import NOW, make_container
@@ -107,6 +111,11 @@ def test_a_patient_without_any_clinical_row_reads_as_an_empty_record(engine: Eng
     _assert_same(expected, got, RULESET)
 
 
+FACTS = [("exercise-clearance", "vigorous"), ("exercise-clearance", " All "), ("exercise-clearance", "moderate"),
+         ("fluid-restriction", None), ("severe-hypoglycaemia", None), ("nyha-class", "III"), ("nyha-class", "2"),
+         ("nyha-class", None)]
+
+
 def _edge_time(rng: random.Random) -> str:
     hours = rng.choice([0] * 8 + EDGES) if rng.random() < 0.8 else rng.randint(-24, 400 * 24)
     when = AS_OF - timedelta(hours=hours, minutes=rng.choice([0, 0, 0, 1, -1, 59]), seconds=rng.choice([0, 0, 1, -1]))
@@ -118,7 +127,8 @@ def _dense_profile(rng: random.Random) -> dict[str, Any]:
     conditions = [{"system": "ICD-10-CM" if c[0].isalpha() else "SNOMED-CT", "code": c,
                    "status": rng.choice(STATUSES), "onset": _edge_time(rng),
                    **({"abatement": _edge_time(rng)} if rng.random() < 0.3 else {}),
-                   **({"onset": None, "recorded": _edge_time(rng)} if rng.random() < 0.2 else {})}
+                   **({"onset": None, "recorded": _edge_time(rng)} if rng.random() < 0.2 else {}),
+                   **({"onset": None} if rng.random() < 0.1 else {})}
                   for c in rng.sample(ICD + SNOMED, rng.choice([0, 1, 1, 2]))]
     meds = [{"rxnorm": rx, "atc": atc, "status": rng.choice(["active", "stopped", "completed"]),
              "start": rng.choice(["2020-01-01", _edge_time(rng)]), "end": rng.choice([None, _edge_time(rng)])}
@@ -128,10 +138,14 @@ def _dense_profile(rng: random.Random) -> dict[str, Any]:
         for _ in range(rng.choice([1, 1, 2, 3])):
             observations.append({"loinc": loinc, "unit": unit, "value": round(rng.uniform(lo, hi), 1),
                                  "effective": _edge_time(rng)})
+    if rng.random() < 0.2:
+        observations.append({"loinc": "82810-3", "effective": _edge_time(rng), "value_code": {
+            "system": "SNOMED-CT", "code": rng.choice(["77386006", "60001007"])}})
     procedures = [{"system": s, "code": c, "performed": _edge_time(rng)}
                   for s, c in rng.sample(PROCS, rng.choice([0, 0, 1]))]
+    facts = [{"kind": k, "value": v, "effective": _edge_time(rng)} for k, v in rng.sample(FACTS, rng.choice([0, 0, 1]))]
     return _untied({"age": rng.choice([None, *range(10, 90)]), "conditions": conditions, "medications": meds,
-                    "observations": observations, "procedures": procedures, "facts": []})
+                    "observations": observations, "procedures": procedures, "facts": facts})
 
 
 def test_columns_agree_on_a_large_seeded_cohort_dated_on_the_window_edges(engine: Engine) -> None:
@@ -170,3 +184,20 @@ def test_erasing_a_patient_removes_their_packs_with_their_rows(
         packs = session.execute(select(ClinicalPackRow.patient_id)).scalars().all()
     assert ids[0] not in packs
     assert ids[1] in packs
+
+
+def test_contexts_rebuilt_from_packs_explain_every_pair_as_the_stored_rows_do(engine: Engine) -> None:
+    rng = random.Random(11)
+    ids = _store(engine, [patient(**_dense_profile(rng)) for _ in range(400)])
+    nudges = load_catalog(PACKAGE_ROOT / "data" / "catalog.yaml").nudges()
+    with Session(engine) as session:
+        stored = load_contexts(session, ids)
+        rebuilt = RowContexts(load_clinical_rows(session, ids))
+    fired = 0
+    for i, pid in enumerate(ids):
+        ctx = rebuilt(i)
+        for n in nudges:
+            expected = decide(stored[pid], n, RULESET, AS_OF).as_json()
+            assert decide(ctx, n, RULESET, AS_OF).as_json() == expected, (i, n.id)
+            fired += bool(expected["fired"])
+    assert fired > len(ids)  # the cohort exercises the rules, not only empty answers
