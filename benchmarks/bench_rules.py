@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.clinical_packs import read_clinical_rows
-from nudge_engine.adapters.context_store import context_source, load_contexts, replace_contexts
+from nudge_engine.adapters.context_store import load_contexts, replace_contexts
 from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import upgrade
 from nudge_engine.adapters.orm import PatientRow, new_id
@@ -245,15 +245,15 @@ def main() -> None:
         ids = list(session.scalars(select(PatientRow.id).where(everyone).order_by(PatientRow.id)))
 
         def end_to_end() -> tuple[PatientColumns, BatchResult, Int8Array]:
-            ids, rows = read_clinical_rows(session, everyone)
-            columns = columns_from_rows(rows, AS_OF, ruleset, context_source(session, ids))
+            _, rows = read_clinical_rows(session, everyone)
+            columns = columns_from_rows(rows, AS_OF, ruleset)
             result = evaluate_batch(columns, nudges, ruleset)
             return columns, result, result.levels()
 
         (patients, result, levels), wall, cpu = _timed(end_to_end)
         _, t_rows, _ = _timed(lambda: read_clinical_rows(session, everyone))
         _, rows = read_clinical_rows(session, everyone)
-        _, t_cols, _ = _timed(lambda: columns_from_rows(rows, AS_OF, ruleset, context_source(session, ids)))
+        _, t_cols, _ = _timed(lambda: columns_from_rows(rows, AS_OF, ruleset))
         _, t_batch, _ = _timed(lambda: evaluate_batch(patients, nudges, ruleset).levels())
         e2e_rate, e2e_cpu_rate = pairs / wall, pairs / cpu
         print(f"batch, end to end:     {e2e_rate:>14,.0f} pairs/s  ({wall * 1000:.0f} ms wall; "

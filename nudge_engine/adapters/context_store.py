@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -151,17 +151,6 @@ def replace_contexts(
     for row_type, rows in merged.items():
         bulk_insert(session, row_type, rows)
     bulk_insert(session, ClinicalPackRow, packs)
-
-
-def context_source(session: Session, patient_ids: Sequence[str]) -> Callable[[Sequence[int]], list[PatientContext]]:
-    """Full contexts by position in ``patient_ids`` (the columnar reader's ``ContextSource``)."""
-
-    def source(rows: Sequence[int]) -> list[PatientContext]:
-        wanted = [patient_ids[i] for i in rows]
-        found = load_contexts(session, wanted)
-        return [found.get(pid, PatientContext()) for pid in wanted]
-
-    return source
 
 
 def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, PatientContext]:

@@ -11,14 +11,13 @@ equal), but reads each feature for all patients at once:
   bit-identical at every threshold.
 - every other feature (pregnancy, clinician facts, weight gain, and any new kind) is read by its own
   Python reader, only for the patients whose rows can change it; everyone else gets the reading of
-  an empty record. ``contexts(patient_rows)`` supplies those patients' full contexts.
+  an empty record; their contexts are rebuilt from the rows (``RowContexts``).
 
 A feature whose array reading raises fails closed: its column is marked as an error for every patient.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -52,6 +51,7 @@ from nudge_engine.guardrails.features import (
     number,
 )
 from nudge_engine.guardrails.pregnancy import PregnancyFeature
+from nudge_engine.guardrails.row_contexts import RowContexts
 from nudge_engine.guardrails.rows import (
     BoolArray,
     ClinicalRows,
@@ -66,14 +66,14 @@ from nudge_engine.guardrails.rows import (
 from nudge_engine.guardrails.timewindows import Span, utc
 from nudge_engine.guardrails.valuesets import CodeMatcher
 
-ContextSource = Callable[[Sequence[int]], Sequence[PatientContext]]
 Reading = tuple[FloatArray, BoolArray]  # (value, undefined) per patient
 
 
 def columns_from_rows(
-    rows: ClinicalRows, as_of: datetime, ruleset: CompiledRuleSet, contexts: ContextSource
+    rows: ClinicalRows, as_of: datetime, ruleset: CompiledRuleSet, contexts: RowContexts | None = None
 ) -> PatientColumns:
-    reader = _RowReader(rows, utc(as_of), contexts)
+    """Every feature column of ``ruleset`` at ``as_of``; ``contexts`` rebuilds patients for the Python readers."""
+    reader = _RowReader(rows, utc(as_of), contexts or RowContexts(rows))
     n = rows.n_patients
     values: dict[str, FloatArray] = {}
     undefined: dict[str, BoolArray] = {}
@@ -91,7 +91,7 @@ def columns_from_rows(
 
 
 class _RowReader:
-    def __init__(self, rows: ClinicalRows, at: datetime, contexts: ContextSource) -> None:
+    def __init__(self, rows: ClinicalRows, at: datetime, contexts: RowContexts) -> None:
         self.rows = rows
         self.at = at
         self.at_us = micros(at)
@@ -440,12 +440,11 @@ class _RowReader:
         value = np.full(self.n, empty.value)
         undefined = np.full(self.n, empty.undefined)
         errors[:] = failed
-        todo = [int(i) for i in np.flatnonzero(touched) if int(i) not in self._views]
-        if todo:
-            for i, ctx in zip(todo, self._contexts(todo), strict=True):
-                self._views[i] = PatientView(ctx)
         for i in np.flatnonzero(touched).tolist():
-            reading, failed = read_safely(feature, self._views[i], self.at)
+            view = self._views.get(i)
+            if view is None:
+                view = self._views[i] = PatientView(self._contexts(i))
+            reading, failed = read_safely(feature, view, self.at)
             value[i], undefined[i], errors[i] = reading.value, reading.undefined, failed
             if failed:
                 record_failure("-", "error", f"feature read failed: {feature.key.split(':')[0]}")

@@ -242,7 +242,7 @@ class BuildCycle:
         if not loaded.patient_ids:
             return
         batch = loaded.batch
-        guard = ShardGuardrails(self.ruleset, loaded.contexts, self.nudges, self.nudge_columns, as_of=as_of)
+        guard = ShardGuardrails(self.ruleset, loaded.clinical, self.nudges, self.nudge_columns, as_of=as_of)
         assignment = assign(self.experiments, loaded.patient_ids, programmes=batch.programme, flags=batch.flags,
                             now=as_of)
         stages = patient_stages(batch, self.programmes, as_of)
@@ -254,6 +254,7 @@ class BuildCycle:
             components[Component.COLLABORATIVE] = collaborative_component(batch, factors)
         day = as_of.astimezone(UTC).date().toordinal()
         outcomes: list[PatientOutcome | None] = [None] * len(loaded.patient_ids)
+        row_of = {pid: i for i, pid in enumerate(loaded.patient_ids)}
         # Patients in a policy arm of an experiment rank with that arm's policy; the rest with the default.
         kinds = np.array([assignment.policy[i] or "" for i in range(len(assignment))], dtype=np.str_)
         for kind in sorted(set(kinds.tolist())):
@@ -272,7 +273,7 @@ class BuildCycle:
             )
             for outcome in self._outcomes(plan, loaded, guard, summary, assignment=assignment, stages=stages,
                                           model_version=policy.version):
-                outcomes[loaded.patient_ids.index(outcome.patient_id)] = outcome
+                outcomes[row_of[outcome.patient_id]] = outcome
         done = [o for o in outcomes if o is not None]
         exposed = np.array([bool(o.chosen or o.withheld) for o in done], dtype=bool)
         record_assignments(session, self.experiments, assignment, exposed=exposed, now=as_of)

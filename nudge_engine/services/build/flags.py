@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from nudge_engine.domain.codes import CodeSystem
-from nudge_engine.domain.context import Condition, PatientContext
+from nudge_engine.domain.context import Coding, Condition, PatientContext
+from nudge_engine.guardrails.rows import DAY_US, ClinicalRows, IntArray, micros
 
 ACTIVE = frozenset({"active", "recurrence", "relapse"})
 
@@ -86,4 +87,41 @@ def segment_flags(contexts: Sequence[PatientContext], at: datetime) -> dict[str,
             flags["has_depression"][i] = phq is not None and phq >= 10
         age = ctx.age_at(at)
         flags["is_older_adult"][i] = age is not None and age >= 65
+    return flags
+
+
+def segment_flags_from_rows(rows: ClinicalRows, at: datetime) -> dict[str, npt.NDArray[np.bool_]]:
+    """The same flags as :func:`segment_flags`, read from decoded clinical rows with numpy."""
+    n = rows.n_patients
+    at_us = micros(at)
+    c, o = rows.conditions, rows.observations
+    active = c.clinical_status.isin(ACTIVE) & ~c.verification_status.isin({"refuted", "entered-in-error"})
+    active &= ~c.abatement.present | (c.abatement.us > at_us)
+    flags: dict[str, npt.NDArray[np.bool_]] = {}
+    codings = [Condition((Coding(system, code),)) for system, code in rows.codings]
+    for name, match in CONDITION_FLAGS.items():
+        table = np.fromiter((match(x) for x in codings), dtype=np.bool_, count=len(codings))
+        hit = active & table[c.coded.code] if c.coded.size else active
+        flags[name] = np.bincount(c.coded.patient[hit], minlength=n)[:n] > 0
+
+    def latest(loinc: str, days: int) -> npt.NDArray[np.float64]:
+        wanted = np.fromiter((s == CodeSystem.LOINC and code == loinc for s, code in rows.codings), dtype=np.bool_,
+                             count=len(rows.codings))
+        mask = o.effective.present & ~np.isnan(o.value) & (o.effective.us <= at_us)
+        mask &= o.effective.us >= at_us - days * DAY_US
+        index: IntArray = np.flatnonzero(mask & wanted[o.coded.code]) if o.coded.size else np.flatnonzero(mask)
+        patient = o.coded.patient[index]
+        # latest time per patient; the first such row wins a tie, as in _latest
+        order = np.lexsort((-index, o.effective.us[index], patient))
+        last = np.ones(len(order), dtype=np.bool_)
+        last[:-1] = patient[order][1:] != patient[order][:-1]
+        values = np.full(n, np.nan)
+        values[patient[order][last]] = o.value[index[order][last]]
+        return values
+
+    with np.errstate(invalid="ignore"):
+        flags["has_obesity"] |= latest(BMI, 365) >= 30
+        flags["has_depression"] |= latest(PHQ9, 90) >= 10
+    ages = [PatientContext(birth_date=b).age_at(at) if b is not None else None for b in rows.birth_date]
+    flags["is_older_adult"] = np.array([a is not None and a >= 65 for a in ages], dtype=np.bool_).reshape(n)
     return flags

@@ -16,13 +16,15 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.nudge import Nudge
 from nudge_engine.guardrails.batch import evaluate_batch
-from nudge_engine.guardrails.columns import NudgeColumns, PatientColumns
+from nudge_engine.guardrails.columns import NudgeColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.decision import Decision, Outcome
 from nudge_engine.guardrails.evaluate import PatientReads, decide
+from nudge_engine.guardrails.row_contexts import RowContexts
+from nudge_engine.guardrails.row_features import columns_from_rows
+from nudge_engine.guardrails.rows import ClinicalRows
 from nudge_engine.personalization.guardrail_port import GuardDecision, GuardrailBatch
 
 _ESCALATION = {0: None, 1: "urgent_clinical", 2: "crisis"}
@@ -67,17 +69,18 @@ class ShardGuardrails:
     def __init__(
         self,
         ruleset: CompiledRuleSet,
-        contexts: Sequence[PatientContext],
+        clinical: ClinicalRows,
         nudges: Sequence[Nudge],
         nudge_columns: NudgeColumns,
         *,
         as_of: datetime,
     ) -> None:
         self.ruleset = ruleset
-        self.contexts = contexts
+        self.contexts = RowContexts(clinical)
         self.nudges = nudges
         self.as_of = as_of
-        self.result = evaluate_batch(PatientColumns.from_contexts(contexts, as_of, ruleset), nudge_columns, ruleset)
+        columns = columns_from_rows(clinical, as_of, ruleset, self.contexts)
+        self.result = evaluate_batch(columns, nudge_columns, ruleset)
         self.levels = self.result.levels()
         self._fired_of_group: dict[tuple[int, int], tuple[str, ...]] = {}
         self._explained: dict[tuple[int, int], Decision] = {}
@@ -90,8 +93,8 @@ class ShardGuardrails:
         if found is None:
             reads = self._reads.get(patient)
             if reads is None:
-                reads = self._reads[patient] = PatientReads(self.contexts[patient], self.as_of)
-            found = decide(self.contexts[patient], self.nudges[nudge], self.ruleset, self.as_of, reads=reads)
+                reads = self._reads[patient] = PatientReads(self.contexts(patient), self.as_of)
+            found = decide(reads.ctx.ctx, self.nudges[nudge], self.ruleset, self.as_of, reads=reads)
             self._explained[key] = found
             # The two evaluators are proven to agree; should they ever not, the more severe answer stands.
             self.levels[patient, nudge] = max(int(self.levels[patient, nudge]), _level(found))

@@ -10,16 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import chunked
-from nudge_engine.adapters.context_store import load_contexts
+from nudge_engine.adapters.clinical_packs import load_clinical_rows
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
 from nudge_engine.adapters.shards import ShardClaim
 from nudge_engine.adapters.sql_functions import epoch_us, json_number
-from nudge_engine.domain.context import PatientContext
-from nudge_engine.guardrails.rows import micros
+from nudge_engine.guardrails.rows import ClinicalRows, micros
 from nudge_engine.personalization.batch import PatientBatch, PatientPrefs
 from nudge_engine.personalization.catalog import CATEGORIES, Catalog
 from nudge_engine.personalization.events import EventColumns
-from nudge_engine.services.build.flags import segment_flags
+from nudge_engine.services.build.flags import segment_flags_from_rows
 from nudge_engine.services.feedback import suppressed_pairs
 
 
@@ -27,7 +26,7 @@ from nudge_engine.services.feedback import suppressed_pairs
 class LoadedShard:
     patient_ids: list[str]
     context_versions: list[int]
-    contexts: list[PatientContext]
+    clinical: ClinicalRows  # patient i is patient_ids[i]
     batch: PatientBatch
 
 
@@ -55,8 +54,7 @@ def load_shard(
     ids = [p.id for p in patients]
     row_of = {pid: i for i, pid in enumerate(ids)}
     n = len(ids)
-    contexts_by_id = load_contexts(session, ids)
-    contexts = [contexts_by_id.get(pid, PatientContext()) for pid in ids]
+    clinical = load_clinical_rows(session, ids)
 
     prefs = PatientPrefs.defaults(n)
     category_col = {str(c): j for j, c in enumerate(CATEGORIES)}
@@ -123,7 +121,7 @@ def load_shard(
         locale=np.array([p.locale or "en-US" for p in patients], dtype=np.str_),
         programme=np.array([p.programme or "" for p in patients], dtype=np.str_),
         enrolled_at_s=np.array([(p.enrolled_at or p.created_at).timestamp() for p in patients], dtype=np.float64),
-        flags=segment_flags(contexts, as_of),
+        flags=segment_flags_from_rows(clinical, as_of),
         prefs=prefs,
         events=events,
         pending_review_rows=np.array([row_of[pending[k].patient_id] for k in keep], dtype=np.int32),
@@ -131,4 +129,4 @@ def load_shard(
         suppressed_rows=np.array([row_of[flagged[k][0]] for k in keep_flagged], dtype=np.int32),
         suppressed_nudges=flagged_idx[keep_flagged].astype(np.int32),
     )
-    return LoadedShard(ids, [p.context_version for p in patients], contexts, batch)
+    return LoadedShard(ids, [p.context_version for p in patients], clinical, batch)

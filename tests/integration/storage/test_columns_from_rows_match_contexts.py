@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.clinical_packs import load_clinical_rows
-from nudge_engine.adapters.context_store import context_source, load_contexts, replace_contexts
+from nudge_engine.adapters.context_store import load_contexts, replace_contexts
 from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import downgrade, upgrade
 from nudge_engine.adapters.orm import ClinicalPackRow, PatientRow, new_id
@@ -30,6 +30,7 @@ from nudge_engine.guardrails.row_contexts import RowContexts
 from nudge_engine.guardrails.row_features import columns_from_rows
 from nudge_engine.personalization.catalog import load_catalog
 from nudge_engine.privacy.erasure import erase_patient
+from nudge_engine.services.build.flags import segment_flags, segment_flags_from_rows
 from tests.support.paths import PROJECT
 from tests.support.world import NOW, make_container
 from tests.unit.guardrails.conftest import AS_OF, patient
@@ -99,14 +100,14 @@ def test_columns_read_from_stored_rows_equal_the_per_patient_readers_over_the_sa
     with Session(engine) as session:
         stored = load_contexts(session, ids)
         expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET, context_source(session, ids))
+        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
     _assert_same(expected, got, RULESET)
 
 
 def test_a_patient_without_any_clinical_row_reads_as_an_empty_record(engine: Engine) -> None:
     ids = _store(engine, [PatientContext()])
     with Session(engine) as session:
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET, context_source(session, ids))
+        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
     expected = PatientColumns.from_contexts([PatientContext()], AS_OF, RULESET)
     _assert_same(expected, got, RULESET)
 
@@ -114,6 +115,9 @@ def test_a_patient_without_any_clinical_row_reads_as_an_empty_record(engine: Eng
 FACTS = [("exercise-clearance", "vigorous"), ("exercise-clearance", " All "), ("exercise-clearance", "moderate"),
          ("fluid-restriction", None), ("severe-hypoglycaemia", None), ("nyha-class", "III"), ("nyha-class", "2"),
          ("nyha-class", None)]
+
+
+FLAG_CODES = ["E11.9", "R73.03", "I10", "I11.0", "I50.9", "I25.10", "N18.3", "E66.9", "F32.A", "F33.1", "G47.00"]
 
 
 def _edge_time(rng: random.Random) -> str:
@@ -154,7 +158,7 @@ def test_columns_agree_on_a_large_seeded_cohort_dated_on_the_window_edges(engine
     with Session(engine) as session:
         stored = load_contexts(session, ids)
         expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET, context_source(session, ids))
+        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
     _assert_same(expected, got, RULESET)
 
 
@@ -166,7 +170,7 @@ def test_the_migration_that_adds_packs_packs_the_rows_already_stored(engine: Eng
     with Session(engine) as session:
         stored = load_contexts(session, ids)
         expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET, context_source(session, ids))
+        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
     _assert_same(expected, got, RULESET)
     assert any(expected.values[k].any() for k in RULESET.features if k.startswith("condition"))
 
@@ -201,3 +205,26 @@ def test_contexts_rebuilt_from_packs_explain_every_pair_as_the_stored_rows_do(en
             assert decide(ctx, n, RULESET, AS_OF).as_json() == expected, (i, n.id)
             fired += bool(expected["fired"])
     assert fired > len(ids)  # the cohort exercises the rules, not only empty answers
+
+
+def test_segment_flags_read_from_packs_equal_the_flags_read_from_contexts(engine: Engine) -> None:
+    rng = random.Random(5)
+    profiles_ = []
+    for _ in range(600):
+        profile = _dense_profile(rng)
+        for code in rng.sample(FLAG_CODES, rng.choice([0, 1])):
+            profile["conditions"].append({"system": "ICD-10-CM", "code": code, "status": rng.choice(STATUSES),
+                                          "onset": _edge_time(rng)})
+        for _ in range(rng.choice([0, 1, 2])):
+            profile["observations"].append({"loinc": "44261-6", "unit": "{score}", "value": rng.randint(0, 27),
+                                            "effective": _edge_time(rng)})
+        profiles_.append(_untied(profile))
+    ids = _store(engine, [patient(**p) for p in profiles_])
+    with Session(engine) as session:
+        stored = load_contexts(session, ids)
+        got = segment_flags_from_rows(load_clinical_rows(session, ids), AS_OF)
+    expected = segment_flags([stored[pid] for pid in ids], AS_OF)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+        assert expected[name].any(), name
