@@ -63,12 +63,13 @@ def main() -> None:
     for size in sizes:
         container = prepare(size, args.root)
         cycle = build_cycle(container, worker="bench", options=BuildOptions(shard_size=args.shard_size))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = cycle.run()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         rows.append((size, summary.patients, seconds))
         print(f"  {size:>9,} patients: built {summary.patients:,} in {seconds:.1f} s "
-              f"({summary.patients / seconds:,.0f} patients/s)", flush=True)
+              f"({summary.patients / seconds:,.0f} patients/s; {cpu:.1f} s of CPU in this process, "
+              f"{cpu / summary.patients * 1e6:,.0f} us per patient)", flush=True)
         container.dispose()
     base_size, base_patients, base_seconds = rows[0]
     base_cost = base_seconds / base_patients

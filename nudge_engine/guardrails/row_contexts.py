@@ -94,7 +94,8 @@ class RowContexts:
 
 def _rows_of(index: tuple[IntArray, IntArray], i: int) -> list[int]:
     order, starts = index
-    return order[starts[i]:starts[i + 1]].tolist()
+    found: list[int] = order[starts[i]:starts[i + 1]].tolist()
+    return found
 
 
 def _label(labels: Labels, k: int) -> str | None:
