@@ -13,11 +13,13 @@ inputs on the same day choose the same nudges and leave the ready queue unchange
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -123,6 +125,22 @@ class CycleSummary:
                 "patients_without_nudge": self.patients_without_nudge}
 
 
+@contextmanager
+def rare_collections(threshold: int = 200_000) -> Iterator[None]:
+    """Run the cyclic garbage collector less often while building.
+
+    A shard allocates millions of short-lived objects, few of them in cycles; at the default
+    threshold (700 allocations) the collector ran often enough to take about a third of the
+    build's CPU time. Reference counting still frees everything else at once.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(threshold, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 class BuildCycle:
     """Builds every patient once per cycle; one instance per worker process."""
 
@@ -194,9 +212,10 @@ class BuildCycle:
         cycle_id, as_of, resumed = self._join(join) if join else self.start_or_resume()
         summary = CycleSummary(cycle_id, resumed)
         log.info("build_cycle_started", cycle=cycle_id, resumed=resumed, worker=self.worker)
-        while self._build_one_shard(cycle_id, as_of, summary):
-            if progress:
-                progress(*self._shard_progress(cycle_id))
+        with rare_collections():
+            while self._build_one_shard(cycle_id, as_of, summary):
+                if progress:
+                    progress(*self._shard_progress(cycle_id))
         with self.uow_factory() as uow:
             summary.finished = finish_cycle_if_done(uow.session, cycle_id=cycle_id, now=self.clock(),
                                                     counts=summary.counts())
