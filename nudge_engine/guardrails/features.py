@@ -9,9 +9,12 @@ evaluator and are read once per patient by the per-request evaluator.
 from __future__ import annotations
 
 import math
+import operator
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from nudge_engine.domain.codes import CodeSystem
 from nudge_engine.domain.context import Coding, Condition, Medication, Moment, Observation, PatientContext
@@ -501,15 +504,15 @@ class FactFeature(Feature):
         return f"clinician fact {self.kind}"
 
 
+OPERATORS: dict[str, Callable[[Any, float], Any]] = {
+    ">=": operator.ge, ">": operator.gt, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+}
+
+
 def compare(value: float, op: str, threshold: float) -> bool:
-    if op == ">=":
-        return value >= threshold
-    if op == ">":
-        return value > threshold
-    if op == "<":
-        return value < threshold
-    if op == "<=":
-        return value <= threshold
-    if op == "==":
-        return value == threshold
-    raise ValueError(f"unknown operator {op!r}")
+    """``value op threshold`` (the same operators work element-wise on numpy arrays, see ``OPERATORS``)."""
+    try:
+        test = OPERATORS[op]
+    except KeyError:
+        raise ValueError(f"unknown operator {op!r}") from None
+    return bool(test(value, threshold))

@@ -34,6 +34,7 @@ from nudge_engine.guardrails.features import (
     FINAL_OBSERVATION,
     HISTORY_STATUSES,
     MEDICATION_NEVER,
+    OPERATORS,
     PROCEDURE_NEVER,
     Age,
     AnyObservation,
@@ -452,16 +453,7 @@ class _RowReader:
 
 
 def _compare(values: FloatArray, op: str, threshold: float) -> BoolArray:
-    if op == ">=":
-        return values >= threshold
-    if op == ">":
-        return values > threshold
-    if op == "<":
-        return values < threshold
-    if op == "<=":
-        return values <= threshold
-    if op == "==":
-        return np.equal(values, threshold)
-    raise ValueError(f"unknown operator {op!r}")
-
-
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator {op!r}")
+    found: BoolArray = np.asarray(OPERATORS[op](values, threshold), dtype=np.bool_)
+    return found

@@ -82,7 +82,16 @@ def _store(engine: Engine, contexts: list[PatientContext]) -> list[str]:
     return ids
 
 
-def _assert_same(expected: PatientColumns, got: PatientColumns, ruleset: CompiledRuleSet) -> None:
+def _both_ways(engine: Engine, ids: list[str]) -> tuple[PatientColumns, PatientColumns]:
+    """(columns from the stored contexts by the per-patient readers, columns from the packs by numpy)."""
+    with Session(engine) as session:
+        stored = load_contexts(session, ids)
+        expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
+        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
+    return expected, got
+
+
+def _assert_same(expected: PatientColumns, got: PatientColumns, ruleset: CompiledRuleSet = RULESET) -> None:
     assert got.size == expected.size
     for key in ruleset.features:
         np.testing.assert_array_equal(got.values[key], expected.values[key], err_msg=key)
@@ -97,11 +106,7 @@ def test_columns_read_from_stored_rows_equal_the_per_patient_readers_over_the_sa
     engine: Engine, profs: list[dict[str, Any]]
 ) -> None:
     ids = _store(engine, [patient(**p) for p in profs])
-    with Session(engine) as session:
-        stored = load_contexts(session, ids)
-        expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
-    _assert_same(expected, got, RULESET)
+    _assert_same(*_both_ways(engine, ids))
 
 
 def test_a_patient_without_any_clinical_row_reads_as_an_empty_record(engine: Engine) -> None:
@@ -155,11 +160,7 @@ def _dense_profile(rng: random.Random) -> dict[str, Any]:
 def test_columns_agree_on_a_large_seeded_cohort_dated_on_the_window_edges(engine: Engine) -> None:
     rng = random.Random(20251130)
     ids = _store(engine, [patient(**_dense_profile(rng)) for _ in range(1500)])
-    with Session(engine) as session:
-        stored = load_contexts(session, ids)
-        expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
-    _assert_same(expected, got, RULESET)
+    _assert_same(*_both_ways(engine, ids))
 
 
 def test_the_migration_that_adds_packs_packs_the_rows_already_stored(engine: Engine) -> None:
@@ -167,11 +168,8 @@ def test_the_migration_that_adds_packs_packs_the_rows_already_stored(engine: Eng
     ids = _store(engine, [patient(**_dense_profile(rng)) for _ in range(60)])
     downgrade(engine, "0004")  # back to before packs existed: only the rows remain
     upgrade(engine)
-    with Session(engine) as session:
-        stored = load_contexts(session, ids)
-        expected = PatientColumns.from_contexts([stored[pid] for pid in ids], AS_OF, RULESET)
-        got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
-    _assert_same(expected, got, RULESET)
+    expected, got = _both_ways(engine, ids)
+    _assert_same(expected, got)
     assert any(expected.values[k].any() for k in RULESET.features if k.startswith("condition"))
 
 
