@@ -50,6 +50,7 @@ from nudge_engine.adapters.orm import (
     ReviewItemRow,
 )
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
+from nudge_engine.adapters.orm.patients import PatientIdentifierRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.errors import NotFound
@@ -61,6 +62,7 @@ from nudge_engine.personalization.candidates import DropReason
 from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
 from nudge_engine.personalization.session import SessionEvent, SessionRules, rerank, summarise
+from nudge_engine.privacy.vault import SOURCE_ID
 
 if TYPE_CHECKING:
 
@@ -79,12 +81,28 @@ _ready = cast("Table", ReadyNudgeRow.__table__)
 _r = _ready.c
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
-QUEUE = select(  # no JSON columns: decoding every row's caution would cost more than the query
-    _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
-    _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id, _r.decision_id,
-).where(
-    _r.patient_id == bindparam("pid"),
-    or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
+_pc = _prefs.c
+# After the patient's lock: their preferences and their queue (ready rows and the serves the burden
+# check counts) in one read. One row per queued nudge (at least one: queue columns null when it is
+# empty), each carrying the preferences (null when the patient has none). No JSON column of the
+# queue: decoding every row's caution would cost more than the query.
+SERVE_STATE = (
+    select(
+        _pc.patient_id.label("prefs_of"), _pc.quiet_start, _pc.quiet_end, _pc.snoozed_until, _pc.opted_out_all,
+        _pc.opted_out_categories, _pc.max_per_day, _pc.max_per_week,
+        _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
+        _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id, _r.decision_id,
+    )
+    .select_from(
+        _patients.outerjoin(_prefs, _pc.patient_id == _patients.c.id).outerjoin(
+            _ready,
+            and_(
+                _r.patient_id == _patients.c.id,
+                or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
+            ),
+        )
+    )
+    .where(_patients.c.id == bindparam("pid"))
 )
 MARK_SERVED = (  # compare-and-set: only one caller can move a row from ready to served
     update(_ready)
@@ -109,7 +127,6 @@ LOCK_PATIENT = (
     .where(_patients.c.id == bindparam("pid"))
     .with_for_update()
 )
-PREFERENCES = select(_prefs).where(_prefs.c.patient_id == bindparam("pid"))
 _ev = cast("Table", PatientEventRow.__table__).c
 SESSION_EVENTS = (  # served by ix_patient_events_patient_time; a session holds a handful of events
     select(_ev.type, _ev.nudge_id, _ev.properties)
@@ -203,15 +220,29 @@ class ServeGate(Protocol):
     def hold(self, nudge: Nudge) -> Hold | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """The patient's stored burden preferences (``patient_preferences``), read with the queue."""
+
+    quiet_start: str
+    quiet_end: str
+    snoozed_until: datetime | None
+    opted_out_all: bool
+    opted_out_categories: tuple[str, ...]
+    max_per_day: int | None
+    max_per_week: int | None
+
+
 class ServePolicy(Protocol):
-    """Serve-time burden limits for one patient, opened once per call with the patient's past serves
-    (``(nudge_id, served_at)`` over the last ``lookback``)."""
+    """Serve-time burden limits for one patient, opened once per call with the patient's stored
+    preferences (None: they never set any) and past serves (``(nudge_id, served_at)`` over the last
+    ``lookback``)."""
 
     @property
     def lookback(self) -> timedelta: ...
 
     def open(
-        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        self, *, preferences: Preferences | None, timezone: str, now: datetime,
         served: Sequence[tuple[str, datetime]],
     ) -> ServeGate: ...
 
@@ -278,12 +309,12 @@ class PreferenceServePolicy:
     lookback = SERVED_LOOKBACK
 
     def open(
-        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        self, *, preferences: Preferences | None, timezone: str, now: datetime,
         served: Sequence[tuple[str, datetime]],
     ) -> ServeGate:
         zone = patient_zone(timezone)
         local_now = now.astimezone(zone)
-        prefs = session.execute(PREFERENCES, {"pid": patient_id}).first()
+        prefs = preferences
         quiet = (prefs.quiet_start, prefs.quiet_end) if prefs else DEFAULT_QUIET
         day_left = week_left = None
         if prefs is not None and (prefs.max_per_day is not None or prefs.max_per_week is not None):
@@ -334,10 +365,10 @@ class BurdenServePolicy:
         self.lookback = max(SERVED_LOOKBACK, longest_cooldown)
 
     def open(
-        self, session: Session, *, patient_id: str, timezone: str, now: datetime,
+        self, *, preferences: Preferences | None, timezone: str, now: datetime,
         served: Sequence[tuple[str, datetime]],
     ) -> ServeGate:
-        row = session.execute(PREFERENCES, {"pid": patient_id}).first()
+        row = preferences
         prefs = ServePrefs(tz=timezone) if row is None else ServePrefs(
             tz=timezone, quiet_start=row.quiet_start, quiet_end=row.quiet_end, snoozed_until=row.snoozed_until,
             opted_out_all=row.opted_out_all,
@@ -488,12 +519,18 @@ def superseded_event(*, actor_id: str | None, patient_id: str, nudge_id: str, re
     )
 
 
+_ids = cast("Table", PatientIdentifierRow.__table__).c
+BLIND_INDEX = select(_ids.patient_id).where(_ids.kind == SOURCE_ID, _ids.lookup_hash == bindparam("lookup"))
+
+
 class PatientLookup:
     """Source id -> surrogate id through the vault's blind index, remembered briefly in this process.
 
-    The mapping only changes by erasure (the identifiers are deleted; callers still see ``erased_at``
-    on the patient row and answer 404) and re-enrolment after erasure (a new surrogate), which this
-    cache picks up within ``ttl`` seconds.
+    A miss is one prebuilt statement on the index (``IdentifierVault.find_patients`` builds an
+    IN-list statement per call, several times the cost for one id). The mapping only changes by
+    erasure (the identifiers are deleted; callers still see ``erased_at`` on the patient row and
+    answer 404) and re-enrolment after erasure (a new surrogate), which this cache picks up within
+    ``ttl`` seconds.
     """
 
     def __init__(self, vault: IdentifierVault, *, ttl: float = 60.0, size: int = 100_000) -> None:
@@ -508,7 +545,7 @@ class PatientLookup:
         hit = self._known.get(source_id)
         if hit is not None and hit[0] > tick:
             return hit[1]
-        found = self._vault.find_patient(session, source_id)
+        found: str | None = session.execute(BLIND_INDEX, {"lookup": self._vault.lookup_hash(source_id)}).scalar()
         if found is not None:
             with self._lock:
                 if len(self._known) >= self._size:
@@ -651,7 +688,7 @@ class DeliveryService:
         actor_id: str | None, work: _Pass, session_id: str | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
-        queue = session.execute(QUEUE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
+        queue = session.execute(SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
         ready = _ready_in_order(session, queue, weights)
         live: list[Any] = []
@@ -694,7 +731,7 @@ class DeliveryService:
                         ))
                     continue
             if gate is None:
-                gate = self._policy.open(session, patient_id=patient_id, timezone=timezone, now=now,
+                gate = self._policy.open(preferences=_preferences(queue[0]), timezone=timezone, now=now,
                                          served=served_before)
             hold = gate.hold(nudge)
             if hold is not None:
@@ -770,6 +807,17 @@ class DeliveryService:
             superseded_event(actor_id=actor_id, patient_id=patient_id, nudge_id=nudge_id, ready_id=ready_id,
                              recheck=verdict, reason=reason)
         )
+
+
+def _preferences(row: Any) -> Preferences | None:
+    """The preferences carried by a :data:`SERVE_STATE` row (None when the patient has none stored)."""
+    if row.prefs_of is None:
+        return None
+    return Preferences(
+        quiet_start=row.quiet_start, quiet_end=row.quiet_end, snoozed_until=row.snoozed_until,
+        opted_out_all=bool(row.opted_out_all), opted_out_categories=tuple(row.opted_out_categories or ()),
+        max_per_day=row.max_per_day, max_per_week=row.max_per_week,
+    )
 
 
 def _flagged(session: Session, patient_id: str, nudge_id: str) -> bool:
