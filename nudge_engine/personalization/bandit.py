@@ -38,7 +38,7 @@ from nudge_engine.personalization.context import INTERCEPT
 class BanditParams:
     # Defaults tuned in the simulator (benchmarks/bench_simulator.py); see the module docstring.
     arm_precision: float = 300.0  # how strongly a nudge shrinks to its category model
-    category_precision: float = 30.0  # how strongly a category shrinks to the overall rate
+    category_precision: float = 100.0  # how strongly a category shrinks to the overall rate
     noise_var: float | None = None  # σ²; None: p(1-p) of the overall rate, within [0.05, 0.25]
     exploration: float = 0.25  # multiplies the posterior standard deviation of the draws
     intercept_scale: float = 0.1  # the intercept's prior precision, relative to the other coefficients
