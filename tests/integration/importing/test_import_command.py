@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.clinical_packs import load_clinical_rows
+from nudge_engine.adapters.context_store import load_contexts
 from nudge_engine.adapters.orm import (
     AuditRecordRow,
+    ClinicalPackRow,
     ConditionRow,
     MedicationRow,
     ObservationRow,
@@ -17,10 +22,17 @@ from nudge_engine.adapters.orm import (
     PatientRow,
     ProcedureRow,
 )
+from nudge_engine.config import PROJECT_ROOT
+from nudge_engine.guardrails.columns import PatientColumns
+from nudge_engine.guardrails.compiler import compile_ruleset
+from nudge_engine.guardrails.loader import load_ruleset
+from nudge_engine.guardrails.row_features import columns_from_rows
 from tests.support.cli import run_cli
 from tests.support.paths import SYNTHEA
+from tests.support.world import NOW
 
-COUNTED = (PatientRow, ConditionRow, MedicationRow, ObservationRow, ProcedureRow, PatientIdentifierRow)
+COUNTED = (PatientRow, ConditionRow, MedicationRow, ObservationRow, ProcedureRow, PatientIdentifierRow,
+           ClinicalPackRow)
 
 pytestmark = pytest.mark.skipif(not SYNTHEA.exists(), reason="shared Synthea data not present")
 
@@ -46,6 +58,18 @@ def test_importing_all_synthea_files_twice_leaves_the_same_row_counts(
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["unchanged"] == summary["patients"]
     assert _counts(engine) == after_first
+
+    # the packs the build reads say what the rows say, for every Synthea patient (both origins)
+    ruleset = compile_ruleset(load_ruleset(PROJECT_ROOT / "rules"))
+    with Session(engine) as session:
+        ids = sorted(session.scalars(select(PatientRow.id)))
+        stored = load_contexts(session, ids)
+        expected = PatientColumns.from_contexts([stored[pid] for pid in ids], NOW, ruleset)
+        got = columns_from_rows(load_clinical_rows(session, ids), NOW, ruleset)
+    for key in ruleset.features:
+        assert np.array_equal(got.values[key], expected.values[key], equal_nan=True), key
+        assert np.array_equal(got.undefined[key], expected.undefined[key]), key
+    assert sum(int(np.nansum(expected.values[k])) for k in ruleset.features if k.startswith("medication")) > 0
 
 
 def _bundle_with_broken_condition() -> dict[str, object]:
