@@ -1,7 +1,7 @@
 """Stored clinical rows as arrays: what the columnar feature reader (``row_features``) takes in.
 
-One entry per stored row (one per coding of each FHIR resource, as the context tables keep them).
-Patients are row numbers ``0..n_patients-1``; codes, statuses and units are small vocabularies with
+One entry per stored row (one per coding of each FHIR resource, as the context tables keep them),
+as ``adapters.clinical_packs`` decodes them from the packs. Patients are row numbers ``0..n_patients-1``; codes, statuses and units are small vocabularies with
 integer labels, so the reader tests membership once per distinct value, not once per row. Times are
 integer microseconds since the Unix epoch (UTC), so windows are compared exactly as
 :mod:`~nudge_engine.guardrails.timewindows` compares datetimes.
@@ -9,7 +9,7 @@ integer microseconds since the Unix epoch (UTC), so windows are compared exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -43,13 +43,6 @@ class Times:
     present: BoolArray
     date_only: BoolArray
 
-    @classmethod
-    def of(cls, us: Sequence[int | None], date_only: Sequence[bool | None]) -> Times:
-        present = np.fromiter((u is not None for u in us), dtype=np.bool_, count=len(us))
-        values = np.fromiter((u or 0 for u in us), dtype=np.int64, count=len(us))
-        flags = np.fromiter((bool(d) for d in date_only), dtype=np.bool_, count=len(date_only))
-        return cls(values, present, flags)
-
     @property
     def day(self) -> IntArray:
         """The UTC calendar date, as days since the epoch."""
@@ -60,9 +53,6 @@ class Times:
         """The instant for hour and minute windows (end of day for date-only values)."""
         return np.where(self.date_only, self.day * DAY_US + _END_OF_DAY_US, self.us)
 
-    def take(self, index: IntArray) -> Times:
-        return Times(self.us[index], self.present[index], self.date_only[index])
-
 
 @dataclass(frozen=True)
 class Labels:
@@ -70,12 +60,6 @@ class Labels:
 
     ids: IntArray
     vocabulary: tuple[str | None, ...]
-
-    @classmethod
-    def of(cls, values: Sequence[str | None]) -> Labels:
-        index: dict[str | None, int] = {}
-        ids = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
-        return cls(ids, tuple(index))
 
     def where(self, test: Callable[[str | None], bool]) -> BoolArray:
         """Per row: whether its value passes ``test`` (evaluated once per distinct value)."""
