@@ -28,6 +28,7 @@ from nudge_engine.audit.trail import AuditEvent, AuditTrail
 from nudge_engine.personalization.bandit import LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.catalog import Catalog
+from nudge_engine.personalization.context import condition_pairs
 from nudge_engine.personalization.events import EventColumns
 from nudge_engine.personalization.ope import LoggedDecisions
 from nudge_engine.personalization.programmes import ProgrammeSet
@@ -153,7 +154,7 @@ def retrain_models(
             baseline = None  # the catalog or segments changed: start the statistics afresh
         trained, outcomes = retrain_on_outcomes(
             logged, served=served, events=events, programmes=programmes, catalog=catalog, now=now,
-            baseline=baseline, bandit=bandit,
+            baseline=baseline, bandit=bandit, interactions=condition_pairs(segments.spec),
         )
         total = trained.rows + int((bandit_row.metrics or {}).get("rows", 0) if bandit_row is not None else 0)
         session.add_all([

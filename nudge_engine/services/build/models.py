@@ -15,7 +15,7 @@ from nudge_engine.adapters.orm import ModelVersionRow
 from nudge_engine.personalization.bandit import LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.catalog import Catalog
-from nudge_engine.personalization.context import context_names
+from nudge_engine.personalization.context import condition_pairs, context_names
 from nudge_engine.personalization.ranking import PolicyKind, RankingPolicy
 from nudge_engine.personalization.segments import SegmentModel
 
@@ -45,7 +45,8 @@ class PolicyFamily:
             bandit = self.default.bandit
             if kind is PolicyKind.BANDIT and bandit is None:  # an arm asks for it before any training
                 bandit = LinearThompson(context_names(self._segments.ids), self._catalog.ids,
-                                        self._catalog.category_code)
+                                        self._catalog.category_code,
+                                        interactions=condition_pairs(self._segments.spec))
             found = self._made[kind] = RankingPolicy(kind, self.default.baseline, bandit)
         return found
 

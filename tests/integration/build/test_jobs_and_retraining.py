@@ -29,6 +29,8 @@ from nudge_engine.entrypoints.jobs import (
     retention_job,
     retrain_job,
 )
+from nudge_engine.personalization.bandit import LinearThompson
+from nudge_engine.personalization.context import condition_pairs
 from nudge_engine.services.build import models
 from nudge_engine.services.build.factory import build_cycle
 from nudge_engine.services.retraining import retrain_models
@@ -109,6 +111,11 @@ def test_retraining_learns_from_served_decisions_and_the_build_then_ranks_with_t
             select(func.count()).select_from(AuditRecordRow).where(AuditRecordRow.event_type == "model_retrained")
         )
     assert kinds == {"segment_baseline", "bandit"} and retrained == 1
+    with world.uow() as uow:
+        blob = uow.session.scalar(select(ModelVersionRow.blob).where(ModelVersionRow.kind == "bandit"))
+    assert blob is not None
+    pairs = LinearThompson.from_bytes(blob).interactions
+    assert pairs and pairs == condition_pairs(world.segments.spec)  # the model the simulator measured
 
     monkeypatch.setattr(models, "BANDIT_MIN_ROWS", 1)
     summary = build_cycle(world, worker="t").run()
