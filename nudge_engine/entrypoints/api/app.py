@@ -146,6 +146,7 @@ def create_app(
         ),
         metrics=metrics,
         guardrails=rules,
+        inline=container.engine.dialect.name == "sqlite",
     )
 
     @asynccontextmanager

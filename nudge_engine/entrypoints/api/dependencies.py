@@ -1,9 +1,23 @@
-"""The services the routes use, built once per app by the factory and reached through one dependency."""
+"""The services the routes use, built once per app by the factory and reached through one dependency.
+
+Where a service call runs: the hot routes (next-nudge, events, and the benchmark's bare endpoint) are
+``async`` and hand their one service call to :meth:`ApiServices.run`. On PostgreSQL that is a worker
+thread, as FastAPI does for a plain ``def`` route: the call waits on network round trips. On SQLite
+it is the event loop itself: the database is in-process, its writers are serialised by one lock
+anyway (each transaction begins with ``BEGIN IMMEDIATE``), and a worker thread only adds GIL
+handoffs inside that lock (every SQLite call releases the GIL; getting it back behind busy threads
+stretches the time the lock is held). The price on SQLite: while another process holds the write
+lock (a build shard, say), that worker answers nothing until it can go on, which is how long its
+requests would wait in threads too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import anyio.to_thread
 from fastapi import Request
 
 from nudge_engine.bootstrap import Container
@@ -13,6 +27,8 @@ from nudge_engine.services.delivery import DeliveryService, GuardrailPort
 from nudge_engine.services.events import EventRecorder
 from nudge_engine.services.feedback import FeedbackService
 from nudge_engine.services.tokens import TokenService
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +43,13 @@ class ApiServices:
     feedback: FeedbackService
     metrics: ApiMetrics
     guardrails: GuardrailPort | None
+    inline: bool = False  # run service calls on the event loop (SQLite), not in a worker thread
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Run one blocking service call: on the event loop when ``inline``, else in a worker thread."""
+        if self.inline:
+            return call()
+        return await anyio.to_thread.run_sync(call)
 
 
 async def get_services(request: Request) -> ApiServices:

@@ -2,12 +2,14 @@
 statements built once, as the real routes' services do).
 
 The least any audited serve can do on the same database, behind the same middleware and token
-check; ``benchmarks/bench_api.py`` compares next-nudge against it. Never mounted in production.
+check, its work run where theirs runs (``ApiServices.run``: on the event loop on SQLite, in a worker
+thread on PostgreSQL); ``benchmarks/bench_api.py`` compares next-nudge against it. Never mounted in production.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -25,20 +27,26 @@ router = APIRouter(prefix="/bench", tags=["benchmark"], include_in_schema=False)
 
 
 @router.get("/bare/{surrogate_id}", status_code=204, responses=error_responses(401, 403, 404))
-def bare(
+async def bare(
     surrogate_id: Annotated[str, Path(max_length=32)],
     principal: Annotated[Principal, Depends(require_role(Role.SERVICE))],
     services: Annotated[ApiServices, Depends(get_services)],
 ) -> Response:
+    found = await services.run(partial(_read_and_insert, services, surrogate_id))
+    return Response(status_code=204 if found else 404)
+
+
+def _read_and_insert(services: ApiServices, surrogate_id: str) -> bool:
+    """The work: run where the real routes run theirs (``ApiServices.run``)."""
     now = datetime.now(UTC)
     with services.container.uow() as uow:
         patient = uow.session.execute(READ_PATIENT, {"pid": surrogate_id}).first()
         if patient is None:
-            return Response(status_code=404)
+            return False
         uow.session.execute(
             INSERT_EVENT,
             {"id": new_id(), "patient_id": patient.id, "type": "bench", "occurred_at": now, "received_at": now,
              "properties": {}, "response": {}},
         )
         uow.commit()
-    return Response(status_code=204)
+    return True

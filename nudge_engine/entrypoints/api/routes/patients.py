@@ -7,6 +7,7 @@ blind index; it is never logged, audited or echoed.
 from __future__ import annotations
 
 from email.message import Message
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -65,7 +66,7 @@ FHIR_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
     },
     summary="The nudge to show this patient now",
 )
-def next_nudge(
+async def next_nudge(
     patient_id: PatientId, principal: Service, services: Services, session_id: SessionId = None,
     weights: Weights = None,
 ) -> Response:
@@ -73,8 +74,10 @@ def next_nudge(
     re-ranked by what happened in the app session when ``session_id`` is given, and re-scored under
     late-binding ``weights`` when given."""
     overrides = parse_weight_overrides(weights)
-    served = services.delivery.next_nudge(source_id=patient_id, actor_id=principal.token_id, session_id=session_id,
-                                          weights=overrides)
+    served = await services.run(partial(
+        services.delivery.next_nudge, source_id=patient_id, actor_id=principal.token_id, session_id=session_id,
+        weights=overrides,
+    ))
     if served is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     n = served.nudge
@@ -105,7 +108,7 @@ def next_nudge(
     },
     summary="Record a patient event",
 )
-def record_event(
+async def record_event(
     *,
     patient_id: PatientId,
     event: EventCreate,
@@ -118,7 +121,8 @@ def record_event(
 ) -> Response:
     """Store one event; a retried request with the same ``Idempotency-Key`` returns the first answer.
     An event outside the tracking plan is refused (422 naming the field) or, in quarantine mode, set aside (202)."""
-    recorded = services.events.record(
+    recorded = await services.run(partial(
+        services.events.record,
         source_id=patient_id,
         event=EventInput(
             kind=event.type, occurred_at=event.occurred_at, nudge_id=event.nudge_id,
@@ -126,7 +130,7 @@ def record_event(
         ),
         idempotency_key=idempotency_key,
         actor_id=principal.token_id,
-    )
+    ))
     if recorded.set_aside is not None:
         body = EventQuarantinedRead.model_validate(recorded.body)
         return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
