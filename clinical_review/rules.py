@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from nudge_engine.guardrails.schema import Rule
+from nudge_engine.services.feedback import PATIENT_FLAG_RULE
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,14 @@ class RuleInfo:
     owner: str
     sign_off: str
     follow_up: str | None
+
+
+PATIENT_FLAG = RuleInfo(
+    id=PATIENT_FLAG_RULE, version="-", title="Flagged by the patient as unsafe for them",
+    rationale=("The patient reported this nudge as unsafe for them in the app. It is no longer planned for "
+               "this patient. Approve to allow it again; reject to keep it withheld."),
+    sources=(), owner="patient feedback", sign_off="not applicable", follow_up=None,
+)
 
 
 class RuleLibrary:
@@ -47,6 +56,8 @@ class RuleLibrary:
         found = self._rules.get(rule_id)
         if found is not None:
             return found
+        if rule_id == PATIENT_FLAG_RULE:
+            return PATIENT_FLAG
         return RuleInfo(rule_id, "?", f"{rule_id} (not in the loaded rule set)", "", (), "", "unknown", None)
 
     def ids(self) -> list[str]:
