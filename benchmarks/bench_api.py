@@ -18,6 +18,12 @@ answer; the share of 200s is printed.
 Targets (issue 5): next-nudge at least 60% of bare's throughput, p99 under 50 ms at 16
 connections, no errors over a 60-second run (``--duration 60``).
 
+Reading the figures: uvicorn's workers share one listening socket, and the first idle worker often
+accepts most of wrk's 16 connections, so how the load splits between workers changes from one wrk
+run to the next (and with it an endpoint's req/s): repeat a run before trusting a ratio. Each patient
+has ``--ready`` queued nudges; once a patient's are served, next-nudge answers 204 (cheaper), which
+the 2xx share shows: size ``--patients`` so that most answers stay 200s.
+
     .venv/bin/python benchmarks/bench_api.py --duration 10
 """
 
