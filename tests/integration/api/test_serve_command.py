@@ -63,3 +63,21 @@ def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path:
     assert healthz is not None and float(healthz.group(1)) == 20.0
     assert "app-canary-4417" not in log.read_text()
     assert "app-canary-4417" not in metrics
+
+
+def test_the_shared_listening_socket_hands_out_connections_with_nagle_off() -> None:
+    import uvicorn
+
+    from nudge_engine.entrypoints.cli.serve import FACTORY, listening_socket
+
+    config = uvicorn.Config(FACTORY, factory=True, host="127.0.0.1", port=_free_port(), workers=2)
+    listener = listening_socket(config)
+    listener.listen(1)  # each worker's server does this with the socket it is handed
+    try:
+        with socket.create_connection(listener.getsockname()) as _client:
+            accepted, _ = listener.accept()
+            with accepted:
+                # a response with a body must not wait for the client's delayed ACK
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        listener.close()
