@@ -141,10 +141,13 @@ def test_a_checkup_raises_alerts_as_metrics_and_audit_records(run: Run) -> None:
         assert run.container.audit.verify(uow.session).ok
 
 
-def test_a_planted_45_55_split_raises_the_srm_alarm(tmp_path: Path) -> None:
+def test_a_planted_40_60_split_raises_the_srm_alarm(tmp_path: Path) -> None:
+    # Surrogate ids are random, so the realised split varies from run to run. At 45/55 over ~2,850
+    # exposures the check at alpha 0.001 misses about one run in fifty; at 40/60 the planted share
+    # is 7 standard errors inside the alarm region.
     container = _fresh(tmp_path)
     seed_cohort(container, 3000, seed=12)
-    plant = Plant(split={"reminder_framing": {"plain": 45, "social_proof": 55}})
+    plant = Plant(split={"reminder_framing": {"plain": 40, "social_proof": 60}})
     result = simulate_weeks(container, days=1, seed=6, plant=plant)
     with container.uow() as uow:
         checkup = run_checkup(uow.session, now=result.end, settings=SETTINGS, experiments=load_experiments())
