@@ -1,9 +1,10 @@
 """Stored clinical rows as arrays: what the columnar feature reader (``row_features``) takes in.
 
 One entry per stored row (one per coding of each FHIR resource, as the context tables keep them),
-as ``adapters.clinical_packs`` decodes them from the packs. Patients are row numbers ``0..n_patients-1``; codes, statuses and units are small vocabularies with
-integer labels, so the reader tests membership once per distinct value, not once per row. Times are
-integer microseconds since the Unix epoch (UTC), so windows are compared exactly as
+as ``adapters.clinical_packs`` decodes them from the packs. Patients are row numbers
+``0..n_patients-1``; codes, statuses and units are small vocabularies with integer labels, so the
+reader tests membership once per distinct value, not once per row. Times are integer microseconds
+since the Unix epoch (UTC), so windows are compared exactly as
 :mod:`~nudge_engine.guardrails.timewindows` compares datetimes.
 """
 
