@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nudge_engine.adapters.orm import base as orm_base
 from nudge_engine.bootstrap import Container
 from nudge_engine.config import Settings
 from nudge_engine.privacy.keys import ensure_dev_secrets
@@ -30,3 +34,19 @@ def seed_cohort(container: Container, patients: int, *, seed: int = 7) -> Import
                         clock=container.clock)
     return import_cohort(importer, container.uow, patients=patients, seed=seed, as_of=NOW, now=NOW,
                          nudge_for=nudge_mapper(container.catalog))
+
+
+@contextmanager
+def seeded_ids(seed: int) -> Iterator[None]:
+    """Surrogate ids from a seeded generator, so a simulated run is the same every time.
+
+    Experiment arms are assigned by hashing surrogate ids; with random ids every run of a
+    simulation differs, and a statistical assertion on it fails in some fraction of runs.
+    """
+    rng = random.Random(seed)
+    before = orm_base._id_bytes
+    orm_base._id_bytes = rng.randbytes
+    try:
+        yield
+    finally:
+        orm_base._id_bytes = before

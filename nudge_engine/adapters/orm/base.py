@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,9 +52,12 @@ class Base(DeclarativeBase):
     }
 
 
+_id_bytes: Callable[[int], bytes] = os.urandom  # tests may swap in a seeded source (tests/support/world.py)
+
+
 def new_id() -> str:
     """A random 128-bit surrogate id (32 hex digits): never derived from any identifier."""
-    return os.urandom(16).hex()
+    return _id_bytes(16).hex()
 
 
 ID = String(32)

@@ -19,7 +19,7 @@ from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import upgrade
 from nudge_engine.entrypoints.cli.report import report_cmd
 from nudge_engine.experiments.simulation import Plant, simulate_weeks
-from tests.support.world import make_container, seed_cohort
+from tests.support.world import make_container, seed_cohort, seeded_ids
 
 CHROMIUM = Path(os.environ.get("NUDGE_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -33,10 +33,11 @@ def _write_report(tmp: Path) -> Path:
     upgrade(engine)
     engine.dispose()
     container = make_container(url, tmp)
-    seed_cohort(container, 300, seed=3)
     # a plain 4x jump in reported minutes: at 2.5x, 300 patients over two-day windows put the PSI
     # (0.25 to 0.5 across runs of random surrogate ids) on the alert threshold too often
-    simulate_weeks(container, days=4, seed=3, plant=Plant(drift_from_day=2, drift_factor=4.0))
+    with seeded_ids(3):
+        seed_cohort(container, 300, seed=3)
+        simulate_weeks(container, days=4, seed=3, plant=Plant(drift_from_day=2, drift_factor=4.0))
     container.dispose()
     app = typer.Typer()
     app.command()(report_cmd)

@@ -28,7 +28,7 @@ from nudge_engine.monitoring.alerts import AlertSink
 from nudge_engine.monitoring.checkup import run_checkup
 from nudge_engine.monitoring.settings import MonitorSettings
 from nudge_engine.reporting.service import generate_report
-from tests.support.world import make_container, seed_cohort
+from tests.support.world import make_container, seed_cohort, seeded_ids
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,9 @@ def _fresh(tmp: Path) -> Container:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("simulated-weeks")
     container = _fresh(tmp)
-    seed_cohort(container, 800, seed=11)
-    result = simulate_weeks(container, days=10, seed=5, plant=PLANT)
+    with seeded_ids(11):  # the same cohort, arms and simulated weeks on every run
+        seed_cohort(container, 800, seed=11)
+        result = simulate_weeks(container, days=10, seed=5, plant=PLANT)
     with container.uow() as uow:
         written = generate_report(uow.session, tmp / "report", now=result.end, settings=SETTINGS,
                                   experiments=load_experiments(), generated_at=result.end)
@@ -146,9 +147,10 @@ def test_a_planted_40_60_split_raises_the_srm_alarm(tmp_path: Path) -> None:
     # exposures the check at alpha 0.001 misses about one run in fifty; at 40/60 the planted share
     # is 7 standard errors inside the alarm region.
     container = _fresh(tmp_path)
-    seed_cohort(container, 3000, seed=12)
     plant = Plant(split={"reminder_framing": {"plain": 40, "social_proof": 60}})
-    result = simulate_weeks(container, days=1, seed=6, plant=plant)
+    with seeded_ids(12):
+        seed_cohort(container, 3000, seed=12)
+        result = simulate_weeks(container, days=1, seed=6, plant=plant)
     with container.uow() as uow:
         checkup = run_checkup(uow.session, now=result.end, settings=SETTINGS, experiments=load_experiments())
     container.dispose()
