@@ -174,12 +174,10 @@ class _RowReader:
             return np.zeros(0, dtype=np.bool_)
         include, exclude = self.code_hits(matcher)
         inc, exc = include[coded.code], exclude[coded.code]
-        if not exc.any():
-            inc_res = np.bincount(coded.resource, weights=inc) > 0
-            return inc_res[coded.resource]
-        inc_res = np.bincount(coded.resource, weights=inc) > 0
-        exc_res = np.bincount(coded.resource, weights=exc) > 0
-        return (inc_res & ~exc_res)[coded.resource]
+        in_set = np.bincount(coded.resource, weights=inc) > 0
+        if exc.any():
+            in_set &= ~(np.bincount(coded.resource, weights=exc) > 0)
+        return in_set[coded.resource]
 
     @staticmethod
     def either(first: Times, second: Times) -> Times:
@@ -250,23 +248,25 @@ class _RowReader:
 
     # --- observations -----------------------------------------------------------------------------------
 
-    def observations(self, matcher: CodeMatcher, lookback: Span | None) -> IntArray:
-        """Row numbers of final observations with a value and a code of ``matcher`` in the look-back."""
+    def observation_mask(self, matcher: CodeMatcher, lookback: Span | None) -> BoolArray:
+        """Final observations with a value and a code of ``matcher`` in the look-back."""
         obs = self.rows.observations
         loinc = matcher.loinc_codes()
         wanted = np.fromiter((s == CodeSystem.LOINC and c in loinc for s, c in self.rows.codings),
                              dtype=np.bool_, count=len(self.rows.codings))
         mask = self._obs_base & wanted[obs.coded.code] if obs.coded.size else self._obs_base
-        mask = mask & self.within(obs.effective, None, lookback)
-        return np.flatnonzero(mask)
+        return mask & self.within(obs.effective, None, lookback)
+
+    def observations(self, matcher: CodeMatcher, lookback: Span | None) -> IntArray:
+        """Row numbers of :meth:`observation_mask`."""
+        return np.flatnonzero(self.observation_mask(matcher, lookback))
 
     def latest_of(self, index: IntArray) -> IntArray:
         """Per patient with any of ``index``: the row of the latest one (stable: the last on a tie)."""
-        patient = self.rows.observations.coded.patient[index]
-        order = np.lexsort((index, self._obs_instant[index], patient))
-        ordered = index[order]
+        ordered = self.latest_order(index)
+        patient = self.rows.observations.coded.patient[ordered]
         last = np.ones(len(ordered), dtype=np.bool_)
-        last[:-1] = patient[order][1:] != patient[order][:-1]
+        last[:-1] = patient[1:] != patient[:-1]
         return ordered[last]
 
     def converted(self, index: IntArray, unit: str, matcher_analyte: object = None) -> tuple[FloatArray, BoolArray]:
@@ -322,9 +322,7 @@ class _RowReader:
         return value, both & ~good
 
     def missing(self, f: ObservationMissing) -> Reading:
-        found = self.observations(f.matcher, f.lookback)
-        present = self.per_patient(self.rows.observations.coded.patient, np.isin(np.arange(
-            self.rows.observations.coded.size), found))
+        present = self.per_patient(self.rows.observations.coded.patient, self.observation_mask(f.matcher, f.lookback))
         if f.fallback is not None:
             bmi, _ = self.bmi(f.fallback, f.lookback)
             present |= ~np.isnan(bmi)
@@ -431,9 +429,8 @@ class _RowReader:
         """Patients whose rows can make ``feature`` read differently from an empty record."""
         rows = self.rows
         if isinstance(feature, WeightGain):
-            recent = self.observations(feature.matcher, feature.latest_within)
-            return self.per_patient(rows.observations.coded.patient,
-                                    np.isin(np.arange(rows.observations.coded.size), recent))
+            recent = self.observation_mask(feature.matcher, feature.latest_within)
+            return self.per_patient(rows.observations.coded.patient, recent)
         return np.ones(self.n, dtype=np.bool_)
 
     def one_by_one(self, feature: Feature, touched: BoolArray, errors: BoolArray) -> Reading:
