@@ -81,6 +81,41 @@ def record_bytes(
     ).encode()
 
 
+_PREV_KEY = b'"prev_hash":"'
+_SEQ_KEY = b',"seq":'
+
+
+def record_splice(
+    *,
+    recorded_at: str,
+    event_type: str,
+    actor_role: str,
+    actor_id: str | None,
+    patient_ref: str | None,
+    nudge_id: str | None,
+    decision: str | None,
+    rule_ids_json: str,
+    ruleset_digest: str | None,
+    details_json: str,
+) -> tuple[bytes, bytes, bytes]:
+    """:func:`record_bytes` cut around the two values only the chain head knows: ``(head, mid, tail)``
+    such that ``record_bytes(seq=s, prev_hash=p, ...) == head + p + mid + str(s) + tail``.
+
+    For a database that hashes the record while it moves the head on (PostgreSQL, one statement). The
+    cut is found in :func:`record_bytes`'s own output, at the *last* ``"prev_hash":"`` and ``,"seq":``:
+    those keys come after ``details`` (whose keys may repeat them), and inside a string value their
+    quotes would be escaped.
+    """
+    whole = record_bytes(
+        seq=0, recorded_at=recorded_at, event_type=event_type, actor_role=actor_role, actor_id=actor_id,
+        patient_ref=patient_ref, nudge_id=nudge_id, decision=decision, rule_ids_json=rule_ids_json,
+        ruleset_digest=ruleset_digest, details_json=details_json, prev_hash="",
+    )
+    prev_at = whole.rindex(_PREV_KEY) + len(_PREV_KEY)
+    seq_at = whole.rindex(_SEQ_KEY) + len(_SEQ_KEY)
+    return whole[:prev_at], whole[prev_at:seq_at], whole[seq_at + 1:]  # + 1: the "0" of seq=0
+
+
 def record_payload(
     *,
     seq: int,

@@ -12,9 +12,11 @@ which the engine takes when the transaction begins, so no stale read can precede
 the head as of that moment. The batch gets the ``n`` following sequence numbers, each record's
 hash covers the previous one, the records are bulk-inserted and the head row is set to the last
 hash ("sealed"), all in the caller's transaction. On PostgreSQL a single record (what an API
-request appends) is inserted and sealed by one statement (``WITH sealed AS (UPDATE ...) INSERT``):
-two round trips per append, the head locked for one round trip and the commit. The lock is
-released at COMMIT or ROLLBACK:
+request appends) is reserved, hashed, inserted and sealed by **one** statement
+(:data:`APPEND_ONE`): the database computes the record's hash with its built-in ``sha256`` over the
+canonical bytes, which are spliced around the head's ``hash`` and ``seq + 1`` (the two values only
+the locked head knows, see :func:`~nudge_engine.audit.canonical.record_splice`), so the head is
+locked for that statement and the commit only. The lock is released at COMMIT or ROLLBACK:
 
 - a rolled-back transaction leaves neither records nor a moved head, so no gap is possible;
 - a committed record is always inside the chain: there is no "unsealed" state and no sealer
@@ -38,12 +40,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Table, bindparam, insert, literal_column, update
+from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, literal_column, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
-from nudge_engine.audit.canonical import GENESIS_HASH, json_text, record_bytes, timestamp
+from nudge_engine.audit.canonical import GENESIS_HASH, json_text, record_bytes, record_splice, timestamp
 from nudge_engine.audit.checkpoints import Checkpoint, create_checkpoint
 from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
 from nudge_engine.audit.verify import VerifyResult, verify_trail
@@ -68,12 +70,36 @@ RESERVE = (
 )
 SEAL = update(_head).where(_IS_HEAD).values(hash=bindparam("b_hash"), updated_at=bindparam("b_now"))
 INSERT_RECORDS = insert(_records)
-# PostgreSQL, one record (every API request): the record and the head's new hash in one round trip.
-# Its record values are bound as ``r_<column>``: a plain column name would also be SET by the UPDATE.
-INSERT_AND_SEAL = (
-    insert(_records)
-    .values({c.name: bindparam(f"r_{c.name}", type_=c.type) for c in _records.c})
-    .add_cte(SEAL.cte("sealed"))
+# PostgreSQL, one record (every API request): reserve, hash, insert and seal in one statement. ``old``
+# locks the head (a writer that waited sees the head its predecessor committed), ``moved`` moves it on
+# and returns the previous hash, and the record's hash is sha256(head || prev_hash || mid || seq ||
+# tail) over the canonical bytes that ``record_splice`` cut around those two values. Returns no row
+# only before the very first append (no head row yet).
+APPEND_ONE = text(
+    """
+WITH old AS (
+    SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
+), moved AS (
+    UPDATE audit_chain_head AS h
+    SET seq = old.seq + 1,
+        hash = encode(sha256(:p_head || convert_to(old.hash, 'UTF8') || :p_mid
+                             || convert_to(CAST(old.seq + 1 AS text), 'UTF8') || :p_tail), 'hex'),
+        updated_at = :r_recorded_at
+    FROM old
+    WHERE h.id = 1
+    RETURNING h.seq, h.hash, old.hash AS prev_hash
+)
+INSERT INTO audit_records (seq, recorded_at, event_type, actor_role, actor_id, patient_ref, nudge_id, decision,
+                           rule_ids, ruleset_digest, details, prev_hash, hash)
+SELECT moved.seq, :r_recorded_at, :r_event_type, :r_actor_role, :r_actor_id, :r_patient_ref, :r_nudge_id,
+       :r_decision, CAST(:r_rule_ids AS json), :r_ruleset_digest, CAST(:r_details AS json), moved.prev_hash,
+       moved.hash
+FROM moved
+RETURNING seq
+"""
+).bindparams(
+    bindparam("p_head", type_=LargeBinary()), bindparam("p_mid", type_=LargeBinary()),
+    bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
 )
 
 
@@ -134,13 +160,16 @@ class AuditTrail:
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
 
-        Three statements on the session's connection (reserve, insert, seal); two on PostgreSQL
-        for a single record, whose insert and seal go in one round trip.
+        Three statements on the session's connection (reserve, insert, seal); one on PostgreSQL
+        for a single record (:data:`APPEND_ONE`).
         """
         if not events:
             return
         connection = session.connection()
         recorded_at = timestamp(now)
+        if len(events) == 1 and connection.dialect.name == "postgresql":
+            _append_one(connection, events[0], recorded_at=recorded_at, now=now)
+            return
         seq, prev = _reserve(connection, len(events), now)
         rows: list[dict[str, Any]] = []
         sha256 = hashlib.sha256
@@ -182,9 +211,25 @@ class AuditTrail:
                 }
             )
             prev = digest
-        if len(rows) == 1 and connection.dialect.name == "postgresql":
-            params = {f"r_{name}": value for name, value in rows[0].items()}
-            connection.execute(INSERT_AND_SEAL, {**params, "b_hash": prev, "b_now": now})
-            return
         connection.execute(INSERT_RECORDS, rows)
         connection.execute(SEAL, {"b_hash": prev, "b_now": now})
+
+
+def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, now: datetime) -> None:
+    """PostgreSQL: one record reserved, hashed, inserted and sealed by :data:`APPEND_ONE`."""
+    rule_ids = json_text(list(event.rule_ids))
+    details = json_text(dict(event.details))
+    head, mid, tail = record_splice(
+        recorded_at=recorded_at, event_type=event.event_type, actor_role=event.actor_role,
+        actor_id=event.actor_id, patient_ref=event.patient_ref, nudge_id=event.nudge_id, decision=event.decision,
+        rule_ids_json=rule_ids, ruleset_digest=event.ruleset_digest, details_json=details,
+    )
+    params = {
+        "p_head": head, "p_mid": mid, "p_tail": tail, "r_recorded_at": now, "r_event_type": event.event_type,
+        "r_actor_role": event.actor_role, "r_actor_id": event.actor_id, "r_patient_ref": event.patient_ref,
+        "r_nudge_id": event.nudge_id, "r_decision": event.decision, "r_rule_ids": rule_ids,
+        "r_ruleset_digest": event.ruleset_digest, "r_details": details,
+    }
+    if connection.execute(APPEND_ONE, params).first() is None:  # no head yet: create it, then append
+        _reserve(connection, 0, now)
+        connection.execute(APPEND_ONE, params).one()
