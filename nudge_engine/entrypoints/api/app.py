@@ -147,6 +147,7 @@ def create_app(
         metrics=metrics,
         guardrails=rules,
         inline=container.engine.dialect.name == "sqlite",
+        threads=pool_size(container),
     )
 
     @asynccontextmanager
@@ -194,6 +195,12 @@ def install_tracked_openapi(app: FastAPI, tracking: TrackingGate) -> None:
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def pool_size(container: Container) -> int:
+    """Connections the engine's pool keeps open (10 when the pool does not say)."""
+    size = getattr(container.engine.pool, "size", None)
+    return int(size()) if callable(size) else 10
 
 
 def _rule_ids(container: Container) -> tuple[str, ...] | None:

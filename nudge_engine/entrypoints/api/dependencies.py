@@ -9,14 +9,20 @@ handoffs inside that lock (every SQLite call releases the GIL; getting it back b
 stretches the time the lock is held). The price on SQLite: while another process holds the write
 lock (a build shard, say), that worker answers nothing until it can go on, which is how long its
 requests would wait in threads too.
+
+On PostgreSQL at most ``threads`` calls run at once per process, as many as the engine's pool keeps
+open: a call beyond it would open an overflow connection and close it again when done (a new server
+process and unprepared statements for every such call under load); the calls beyond wait on the
+event loop instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 from fastapi import Request
 
@@ -44,12 +50,16 @@ class ApiServices:
     metrics: ApiMetrics
     guardrails: GuardrailPort | None
     inline: bool = False  # run service calls on the event loop (SQLite), not in a worker thread
+    threads: int = 10  # otherwise: service calls running at once in worker threads (the pool's size)
+    _limiter: list[anyio.CapacityLimiter] = field(default_factory=list, repr=False)
 
     async def run(self, call: Callable[[], T]) -> T:
         """Run one blocking service call: on the event loop when ``inline``, else in a worker thread."""
         if self.inline:
             return call()
-        return await anyio.to_thread.run_sync(call)
+        if not self._limiter:  # made on first use, inside the worker's event loop
+            self._limiter.append(anyio.CapacityLimiter(self.threads))
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter[0])
 
 
 async def get_services(request: Request) -> ApiServices:
