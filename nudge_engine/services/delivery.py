@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.context_store import load_contexts
@@ -483,7 +483,7 @@ class StoredNudges:
         return {nid: found.get(nid) for nid in wanted}
 
 
-def lock_patient(session: Session, patient_id: str) -> Row[int, str, datetime | None] | None:
+def lock_patient(session: Session | Connection, patient_id: str) -> Row[int, str, datetime | None] | None:
     """Lock the patient's row for this transaction; returns (context_version, timezone, erased_at)."""
     row: Row[int, str, datetime | None] | None = session.execute(LOCK_PATIENT, {"pid": patient_id}).first()
     return row
@@ -540,7 +540,7 @@ class PatientLookup:
         self._known: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def find(self, session: Session, source_id: str) -> str | None:
+    def find(self, session: Session | Connection, source_id: str) -> str | None:
         tick = time_module.monotonic()
         hit = self._known.get(source_id)
         if hit is not None and hit[0] > tick:
@@ -657,17 +657,18 @@ class DeliveryService:
         now = self._clock()
         with self._uow_factory() as uow:
             session = uow.session
-            patient_id = self._patients.find(session, source_id)
-            patient = lock_patient(session, patient_id) if patient_id else None
+            db = session.connection()  # the hot statements go to the transaction's connection directly
+            patient_id = self._patients.find(db, source_id)
+            patient = lock_patient(db, patient_id) if patient_id else None
             if patient_id is None or patient is None or patient.erased_at is not None:
                 raise NotFound("patient not found")
             work = _Pass()
             served = self._pick(
-                session, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
+                session, db, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
                 now=now, actor_id=actor_id, work=work, session_id=session_id, weights=weights,
             )
             if work.expired:
-                session.execute(MARK_EXPIRED, {"ids": work.expired})
+                db.execute(MARK_EXPIRED, {"ids": work.expired})
             if served is None:
                 outcome = work.hold.reason if work.hold else "held_by_session" if work.session_held else "none_ready"
                 details: dict[str, Any] = {"outcome": outcome}
@@ -684,11 +685,11 @@ class DeliveryService:
         return served
 
     def _pick(
-        self, session: Session, *, patient_id: str, version: int, timezone: str, now: datetime,
+        self, session: Session, db: Connection, *, patient_id: str, version: int, timezone: str, now: datetime,
         actor_id: str | None, work: _Pass, session_id: str | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
-        queue = session.execute(SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
+        queue = db.execute(SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
         ready = _ready_in_order(session, queue, weights)
         live: list[Any] = []
@@ -740,9 +741,9 @@ class DeliveryService:
                     return None
                 continue
             if verdict is None:
-                won = session.execute(MARK_SERVED, {"rid": r.id, "b_now": now}).first()
+                won = db.execute(MARK_SERVED, {"rid": r.id, "b_now": now}).first()
             else:
-                won = session.execute(MARK_SERVED_RECHECKED, {
+                won = db.execute(MARK_SERVED_RECHECKED, {
                     "rid": r.id, "b_now": now, "b_caution": list(verdict.caution), "b_digest": verdict.ruleset_digest,
                 }).first()
             if won is None:  # lost the race for this row

@@ -1,5 +1,5 @@
 """Benchmark baseline (only mounted when ``NUDGE_BENCH_BARE=1``): one primary-key read and one small insert (Core
-statements built once, as the real routes' services do).
+statements built once and run on the transaction's connection, as the serve path does).
 
 The least any audited serve can do on the same database, behind the same middleware and token
 check, its work run where theirs runs (``ApiServices.run``: on the event loop on SQLite, in a worker
@@ -40,10 +40,11 @@ def _read_and_insert(services: ApiServices, surrogate_id: str) -> bool:
     """The work: run where the real routes run theirs (``ApiServices.run``)."""
     now = datetime.now(UTC)
     with services.container.uow() as uow:
-        patient = uow.session.execute(READ_PATIENT, {"pid": surrogate_id}).first()
+        db = uow.session.connection()  # as the serve path runs its statements
+        patient = db.execute(READ_PATIENT, {"pid": surrogate_id}).first()
         if patient is None:
             return False
-        uow.session.execute(
+        db.execute(
             INSERT_EVENT,
             {"id": new_id(), "patient_id": patient.id, "type": "bench", "occurred_at": now, "received_at": now,
              "properties": {}, "response": {}},
