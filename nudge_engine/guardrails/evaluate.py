@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime
 
 from nudge_engine.domain.context import PatientContext
@@ -66,17 +67,27 @@ class PatientReads:
 
 
 def decide(
-    ctx: PatientContext, nudge: Nudge, ruleset: CompiledRuleSet, at: datetime, *, reads: PatientReads | None = None
+    ctx: PatientContext,
+    nudge: Nudge,
+    ruleset: CompiledRuleSet,
+    at: datetime,
+    *,
+    reads: PatientReads | None = None,
+    only: Collection[str] | None = None,
 ) -> Decision:
     """Decide one (patient, nudge) pair at ``at`` (an aware datetime).
 
     ``reads`` lets a caller deciding many nudges for the same patient and time read each feature once.
+    ``only`` restricts the decision to those rule ids (the batch build explains just the rules its
+    columnar evaluator fired); by default every rule that targets the nudge is evaluated.
     """
     if reads is None or reads.ctx.ctx is not ctx or reads.at != utc(at):
         reads = PatientReads(ctx, utc(at))
     fired: list[FiredRule] = []
     escalation = Escalation.NONE
     for rule, targeted in ruleset.targeted(nudge):
+        if only is not None and rule.id not in only:
+            continue
         try:
             result, esc = _rule(rule, targeted, reads)
         except Exception as exc:

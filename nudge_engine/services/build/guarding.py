@@ -2,9 +2,11 @@
 
 Every (patient, nudge) decision, its fired rules and its escalation come from the columnar batch
 evaluator. Evidence and caution texts come from the per-request evaluator, asked only for the pairs
-that need them (flagged pairs the plan keeps), once per (patient, group of nudges with identical
-rule targets), sharing the patient's feature reads. Where the per-request answer is ever more
-severe than the batch's, the more severe one stands (fail closed).
+that need them (flagged pairs the plan keeps) and only for the rules the batch fired, once per
+(patient, group of nudges with identical rule targets), sharing the patient's feature reads. The two
+evaluators are proven to agree by test; should a re-read rule ever answer more severely than the
+batch, the more severe answer stands, and a fired rule the per-request evaluator does not confirm
+keeps the batch's level (fail closed either way).
 """
 
 from __future__ import annotations
@@ -94,9 +96,10 @@ class ShardGuardrails:
             reads = self._reads.get(patient)
             if reads is None:
                 reads = self._reads[patient] = PatientReads(self.contexts(patient), self.as_of)
-            found = decide(reads.ctx.ctx, self.nudges[nudge], self.ruleset, self.as_of, reads=reads)
+            found = decide(reads.ctx.ctx, self.nudges[nudge], self.ruleset, self.as_of, reads=reads,
+                           only=self._fired(patient, nudge))
             self._explained[key] = found
-            # The two evaluators are proven to agree; should they ever not, the more severe answer stands.
+            # Never less severe than the batch (fail closed).
             self.levels[patient, nudge] = max(int(self.levels[patient, nudge]), _level(found))
         return found
 

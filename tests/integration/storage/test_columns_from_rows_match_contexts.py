@@ -22,8 +22,9 @@ from nudge_engine.adapters.migrations import downgrade, upgrade
 from nudge_engine.adapters.orm import ClinicalPackRow, PatientRow, new_id
 from nudge_engine.config import PACKAGE_ROOT
 from nudge_engine.domain.context import PatientContext
-from nudge_engine.guardrails.columns import PatientColumns
+from nudge_engine.guardrails.columns import NudgeColumns, PatientColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet, compile_ruleset
+from nudge_engine.guardrails.decision import Outcome
 from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.guardrails.loader import load_ruleset
 from nudge_engine.guardrails.row_contexts import RowContexts
@@ -31,6 +32,7 @@ from nudge_engine.guardrails.row_features import columns_from_rows
 from nudge_engine.personalization.catalog import load_catalog
 from nudge_engine.privacy.erasure import erase_patient
 from nudge_engine.services.build.flags import segment_flags, segment_flags_from_rows
+from nudge_engine.services.build.guarding import ShardGuardrails
 from tests.support.paths import PROJECT
 from tests.support.world import NOW, make_container
 from tests.unit.guardrails.conftest import AS_OF, patient
@@ -226,3 +228,25 @@ def test_segment_flags_read_from_packs_equal_the_flags_read_from_contexts(engine
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
         assert expected[name].any(), name
+
+
+def test_the_build_explains_each_flagged_pair_with_the_full_per_request_decision(engine: Engine) -> None:
+    """The build re-reads only the rules its batch evaluator fired; that is every rule that fires."""
+    rng = random.Random(13)
+    ids = _store(engine, [patient(**_dense_profile(rng)) for _ in range(300)])
+    nudges = load_catalog(PACKAGE_ROOT / "data" / "catalog.yaml").nudges()
+    with Session(engine) as session:
+        stored = load_contexts(session, ids)
+        guard = ShardGuardrails(RULESET, load_clinical_rows(session, ids), nudges,
+                                NudgeColumns.from_nudges(nudges, RULESET), as_of=AS_OF)
+    flagged = 0
+    for i, pid in enumerate(ids):
+        for j, n in enumerate(nudges):
+            full = decide(stored[pid], n, RULESET, AS_OF)
+            if not guard.levels[i, j]:
+                assert full.decision is Outcome.DELIVER and not full.caution, (i, n.id)
+                continue
+            flagged += 1
+            assert guard.explain(i, j).as_json() == full.as_json(), (i, n.id)
+            assert [e["rule"] for e in guard.evidence(i, j)] == [f.rule for f in full.fired]
+    assert flagged > len(ids)

@@ -45,6 +45,15 @@ def test_the_decision_is_the_most_severe_fired_rule_and_all_are_reported(compile
     assert {f.rule: f.action for f in d.fired} == {"EX-08": "block", "EX-09": "caution"}
 
 
+def test_a_decision_restricted_to_some_rules_evaluates_only_those(compiled: CompiledRuleSet) -> None:
+    ctx = patient(conditions=[{"system": "ICD-10-CM", "code": "E11.3513", "onset": "2023-09-01"}],
+                  medications=[{"rxnorm": "274783", "status": "active", "start": "2021-03-01"}])
+    lifting = nudge(**{**WALK, "tags": ["heavy_lifting"]})
+    only_caution = decide(ctx, lifting, compiled, AS_OF, only={"EX-09"})
+    assert [f.rule for f in only_caution.fired] == ["EX-09"] and only_caution.decision is Outcome.DELIVER
+    assert decide(ctx, lifting, compiled, AS_OF, only=set()).fired == ()
+
+
 def test_a_caution_rule_delivers_with_its_caution_text(compiled: CompiledRuleSet) -> None:
     ctx = patient(medications=[{"rxnorm": "855332", "status": "active", "start": "2020-01-01"}])
     d = decide(ctx, nudge(category="diet", tags=["vitamin_k_rich"]), compiled, AS_OF)
