@@ -26,6 +26,8 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 
+from nudge_engine.adapters import json_codec
+
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -134,6 +136,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(
             parsed.set(drivername="sqlite+queued"), echo=echo, hide_parameters=True,
             connect_args={"timeout": BUSY_TIMEOUT_S},
+            json_serializer=json_codec.dumps, json_deserializer=json_codec.loads,
         )
         if on_disk and isinstance(engine.dialect, QueuedSQLiteDialect):
             engine.dialect.writer_queue = WriterQueue(Path(f"{parsed.database}.writers"))
@@ -151,5 +154,6 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         return engine
     return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20,
+        json_serializer=json_codec.dumps, json_deserializer=json_codec.loads,
     )

@@ -14,6 +14,7 @@ An :class:`AuditEvent` is validated when it is made, so nothing identifying can 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,16 @@ OLDEST_EXACT_AGE = 89
 
 
 def _check_key(key: object, where: str) -> str:
+    return _checked_key(key, where) if isinstance(key, str) else _check_new_key(key, where)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_key(key: str, where: str) -> str:
+    """Keys repeat from record to record (a build writes the same few for every patient): checked once."""
+    return _check_new_key(key, where)
+
+
+def _check_new_key(key: object, where: str) -> str:
     if not isinstance(key, str) or not _KEY.match(key):
         raise InvalidInput(f"audit details: key {where}{key!r} must be snake_case ASCII")
     if key in RESERVED_KEYS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,19 +118,22 @@ class BatchPlan:
     def components_record(self, i: int) -> dict[str, Any]:
         """The ``score_components`` document of chosen row ``i``: every component with its weight.
 
+        Numbers are rounded to 6 decimals, and an undefined one (NaN, infinite) is ``None``: the
+        document is stored as JSON as it is.
+
         The top pick (rank 0) also carries what off-policy evaluation needs to replay the decision:
         the permitted and caution nudge ids and the behaviour context (see ``LoggedDecisions``).
         """
         row = int(self.chosen_row[i])
         comps = {
-            str(name): {"value": float(v[i]), "weight": self.weight_of(row, str(name))}
+            str(name): {"value": _number(float(v[i])), "weight": _number(self.weight_of(row, str(name)))}
             for name, v in self.chosen_components.items()
         }
         doc: dict[str, Any] = {"components": comps, "explored": bool(self.chosen_explored[i])}
         if self.chosen_rank[i] == 0:
             doc["permitted"] = [self.nudge_ids[j] for j in np.flatnonzero(self.permitted[row])]
             doc["caution"] = [self.nudge_ids[j] for j in np.flatnonzero(self.caution[row])]
-            doc["context"] = [float(v) for v in self.behaviour[row]]
+            doc["context"] = _numbers(self.behaviour[row])
         return doc
 
     def reason_counts(self) -> dict[str, int]:
@@ -174,3 +178,15 @@ class BatchPlan:
             int(self.patient_idx[row]), sorted(chosen, key=lambda c: c.rank), review, blocked, dropped,
             self.segments_of(row), [g.nudge_id for g in review + blocked], self.model_version,
         )
+
+
+def _number(value: float) -> float | None:
+    """A stored number: 6 decimals, or None when it is not finite (JSON has no NaN)."""
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def _numbers(values: npt.NDArray[np.float64]) -> list[float | None]:
+    rounded: list[float | None] = np.round(values, 6).tolist()
+    if not np.isfinite(values).all():
+        rounded = [v if math.isfinite(v) else None for v in rounded]  # type: ignore[arg-type]
+    return rounded
