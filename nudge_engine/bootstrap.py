@@ -66,6 +66,15 @@ class Container:
         return self.uow_factory()
 
     @cached_property
+    def snapshot_uow_factory(self) -> UnitOfWorkFactory | None:
+        """Read-only units of work on a snapshot, outside the write lock (SQLite files only; else None)."""
+        from nudge_engine.adapters.snapshots import snapshot_engine
+        from nudge_engine.adapters.unit_of_work import UnitOfWorkFactory
+
+        engine = snapshot_engine(self.settings.database_url)
+        return UnitOfWorkFactory(engine) if engine is not None else None
+
+    @cached_property
     def vault(self) -> IdentifierVault:
         from nudge_engine.privacy.keys import Keyring
         from nudge_engine.privacy.vault import IdentifierVault
@@ -115,3 +124,6 @@ class Container:
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+        snapshots = self.__dict__.get("snapshot_uow_factory")
+        if snapshots is not None:
+            snapshots.engine.dispose()

@@ -10,12 +10,23 @@ builds it **in the same transaction** that marks it done:
 
 A worker that dies mid-shard leaves nothing behind: its transaction rolls back and the shard is
 pending again for the next run. Decisions are keyed by (cycle, patient) as a second guard.
+
+SQLite file databases can also build shards *outside* the write lock, so several worker processes
+compute at once (see ``BuildCycle``): :func:`reserve_shard` marks a shard claimed by a lease holder
+(``host:pid:token``) in a short transaction of its own; the worker computes on a read snapshot and
+then stores the shard with :func:`complete_reserved_shard`, a compare-and-set in the transaction
+that writes the shard's decisions. A reservation whose process is gone (same host, pid no longer
+alive) or older than the lease is taken over by the next worker; the one it was taken from then
+finds its compare-and-set failing and stores nothing. Either way each shard is stored once.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -97,6 +108,80 @@ def claim_shard(session: Session, *, cycle_id: str, worker: str, now: datetime) 
     if shard_no is None:
         return None
     return ShardClaim(cycle_id, int(shard_no), shard_count)
+
+
+def lease_holder() -> str:
+    """This process's name on a reservation: host, pid and a random token (unique per call)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _holder_alive(holder: str | None) -> bool:
+    """False when ``holder`` names a process on this host that no longer runs."""
+    host, _, rest = (holder or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid.isdigit():
+        return True  # another machine's (or an old-style) claim: only its lease can expire it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reserve_shard(
+    session: Session, *, cycle_id: str, holder: str, now: datetime, lease: timedelta = timedelta(minutes=10)
+) -> ShardClaim | None:
+    """Reserve a pending shard (or one whose holder is gone) for ``holder``; commit it at once.
+
+    Used on SQLite files, where the build computes outside the write lock. Each update is a
+    compare-and-set on what was read, so two workers never both get one shard.
+    """
+    shard_count = session.scalar(select(BuildCycleRow.shard_count).where(BuildCycleRow.id == cycle_id))
+    if shard_count is None:
+        return None
+    open_shards = session.execute(
+        select(BuildShardRow.shard_no, BuildShardRow.status, BuildShardRow.claimed_by,
+               (BuildShardRow.claimed_at < now - lease).label("expired"))
+        .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.status != "done")
+        .order_by(BuildShardRow.shard_no)
+    ).all()
+    for shard in open_shards:
+        if shard.status == "pending" or shard.expired or not _holder_alive(shard.claimed_by):
+            taken = session.execute(  # compare-and-set, so it is safe on PostgreSQL too
+                update(BuildShardRow)
+                .where(BuildShardRow.cycle_id == cycle_id, BuildShardRow.shard_no == shard.shard_no,
+                       BuildShardRow.status == shard.status,
+                       BuildShardRow.claimed_by.is_not_distinct_from(shard.claimed_by))
+                .values(status="claimed", claimed_by=holder, claimed_at=now)
+                .returning(BuildShardRow.shard_no)
+            ).first()
+            if taken is not None:
+                return ShardClaim(cycle_id, int(shard.shard_no), shard_count)
+    return None
+
+
+def complete_reserved_shard(session: Session, claim: ShardClaim, *, holder: str, now: datetime) -> bool:
+    """Mark a reserved shard done if ``holder`` still holds it (in the transaction storing its work)."""
+    done = session.execute(
+        update(BuildShardRow)
+        .where(BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no,
+               BuildShardRow.status == "claimed", BuildShardRow.claimed_by == holder)
+        .values(status="done", finished_at=now)
+        .returning(BuildShardRow.shard_no)
+    ).first()
+    return done is not None
+
+
+def release_reserved_shard(session: Session, claim: ShardClaim, *, holder: str) -> None:
+    """Give a reservation back (its worker failed): the shard is pending for the next worker."""
+    session.execute(
+        update(BuildShardRow)
+        .where(BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no,
+               BuildShardRow.status == "claimed", BuildShardRow.claimed_by == holder)
+        .values(status="pending", claimed_by=None, claimed_at=None)
+    )
 
 
 def finish_shard(session: Session, claim: ShardClaim, *, now: datetime) -> None:

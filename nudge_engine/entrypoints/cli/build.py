@@ -13,6 +13,11 @@ from nudge_engine.entrypoints.cli.output import console, err_console, fail_on_er
 def build_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     shard_size: int = typer.Option(2000, "--shard-size", min=1, help="Patients per shard and transaction."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64,
+        help="Worker processes on this machine (one per core is the most that helps). More machines can "
+        "join a PostgreSQL build by running 'build' too.",
+    ),
     weights: str | None = typer.Option(
         None, "--weights", help="Late-binding score weights for this build, e.g. 'agenda:2,novelty:0.5' "
         "(components: predicted, baseline, priority, agenda, freshness, novelty, more_like_this)."
@@ -24,17 +29,19 @@ def build_cmd(
     from nudge_engine.bootstrap import Container
     from nudge_engine.personalization.agenda import parse_weight_overrides
     from nudge_engine.services.build.cycle import BuildOptions
-    from nudge_engine.services.build.factory import build_cycle
+    from nudge_engine.services.build.parallel import build_with_workers
 
     with fail_on_error():
         overrides = tuple(sorted(parse_weight_overrides(weights).items()))
         container = Container.from_env()
-        cycle = build_cycle(container, worker=f"{socket.gethostname()}:{os.getpid()}",
-                            options=BuildOptions(shard_size=shard_size, weights=overrides))
         with Progress(TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, disable=as_json) as progress:
             task = progress.add_task("build", total=None)
-            summary = cycle.run(progress=lambda done, total: progress.update(task, completed=done, total=total))
+            summary = build_with_workers(
+                container, workers=workers, worker=f"{socket.gethostname()}:{os.getpid()}",
+                options=BuildOptions(shard_size=shard_size, weights=overrides),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
         container.dispose()
     if as_json:
         print_json(summary.as_dict())

@@ -7,6 +7,11 @@ transaction with its audit records (see :mod:`nudge_engine.adapters.shards`), so
 - two workers at once (processes or machines on PostgreSQL) build disjoint shards;
 - a patient is built exactly once per cycle, and the ready queue is reconciled, not appended.
 
+On a SQLite file several worker processes can build at once (``nudge-engine build --workers N``):
+each shard is reserved in a short transaction, computed on a read snapshot outside SQLite's one
+write lock, and stored with a compare-and-set on its reservation (see ``reserve_shard``). Only the
+writing is serialised.
+
 Randomness (exploration) is seeded from the cycle's day and the shard, so two builds of the same
 inputs on the same day choose the same nudges and leave the ready queue unchanged.
 """
@@ -32,8 +37,12 @@ from nudge_engine.adapters.orm import BuildCycleRow, PatientRow
 from nudge_engine.adapters.shards import (
     ShardClaim,
     claim_shard,
+    complete_reserved_shard,
     finish_cycle_if_done,
     finish_shard,
+    lease_holder,
+    release_reserved_shard,
+    reserve_shard,
     start_cycle,
     unfinished_cycle,
 )
@@ -70,7 +79,7 @@ from nudge_engine.services.build.loading import LoadedShard, load_shard
 from nudge_engine.services.build.models import PolicyFamily
 from nudge_engine.services.build.outcomes import ChosenNudge, FlaggedNudge, PatientOutcome
 from nudge_engine.services.build.slicing import take_rows
-from nudge_engine.services.build.writer import QueuePolicy, write_outcomes
+from nudge_engine.services.build.writer import PreparedOutcomes, QueuePolicy, prepare_outcomes, write_outcomes
 
 log = get_logger(__name__)
 PROGRAMMES_DIR = PACKAGE_ROOT / "data" / "programmes"
@@ -120,6 +129,14 @@ class CycleSummary:
             "seconds": round(self.seconds, 3),
         }
 
+    def add(self, other: CycleSummary) -> None:
+        """Add another worker's (or shard's) counts to these."""
+        for name in ("shards_built", "patients", "ready_inserted", "ready_kept", "ready_superseded", "review_created",
+                     "review_auto_approved", "patients_without_nudge", "held_out"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("blocked_by_rule", "review_by_rule", "caution_by_rule", "dropped"):
+            getattr(self, name).update(getattr(other, name))
+
     def counts(self) -> dict[str, int]:
         return {"patients": self.patients, "ready_inserted": self.ready_inserted, "review_created": self.review_created,
                 "patients_without_nudge": self.patients_without_nudge}
@@ -141,8 +158,25 @@ def rare_collections(threshold: int = 200_000) -> Iterator[None]:
         gc.set_threshold(*before)
 
 
+@dataclass
+class PlannedShard:
+    """One shard's decisions, computed and not yet stored; ``tally`` holds its per-rule and drop counts."""
+
+    claim: ShardClaim
+    as_of: datetime
+    now: datetime  # when it was computed: the time its rows and records carry
+    outcomes: list[PatientOutcome]
+    prepared: PreparedOutcomes | None
+    assignment: ArmAssignment | None
+    tally: CycleSummary
+
+
 class BuildCycle:
-    """Builds every patient once per cycle; one instance per worker process."""
+    """Builds every patient once per cycle; one instance per worker process.
+
+    ``snapshot_uow_factory`` (SQLite files) gives read-only units of work on a snapshot: shards are
+    then computed outside the write lock and several processes can build at once.
+    """
 
     def __init__(
         self,
@@ -159,8 +193,11 @@ class BuildCycle:
         queue: QueuePolicy | None = None,
         experiments: ExperimentsConfig | None = None,
         programmes: ProgrammeSet | None = None,
+        snapshot_uow_factory: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self.snapshot_uow_factory = snapshot_uow_factory
+        self.holder = lease_holder()
         self.audit = audit
         self.ruleset = ruleset
         self.catalog = catalog
@@ -201,12 +238,13 @@ class BuildCycle:
         return cycle_id, now, False
 
     def run(
-        self, *, progress: Callable[[int, int], None] | None = None, join: str | None = None
+        self, *, progress: Callable[[int, int], None] | None = None, join: str | None = None, finish: bool = True
     ) -> CycleSummary:
         """Build shards until none is left; ``progress(done, total)`` after each shard.
 
         ``join`` names a cycle to help build (another worker started it); by default the unfinished
-        cycle is resumed, or a new one started.
+        cycle is resumed, or a new one started. ``finish=False`` leaves marking the cycle finished to
+        the caller (who adds up several workers' counts first: :meth:`finish`).
         """
         started = time.perf_counter()
         cycle_id, as_of, resumed = self._join(join) if join else self.start_or_resume()
@@ -216,14 +254,19 @@ class BuildCycle:
             while self._build_one_shard(cycle_id, as_of, summary):
                 if progress:
                     progress(*self._shard_progress(cycle_id))
-        with self.uow_factory() as uow:
-            summary.finished = finish_cycle_if_done(uow.session, cycle_id=cycle_id, now=self.clock(),
-                                                    counts=summary.counts())
-            uow.commit()
+        if finish:
+            summary.finished = self.finish(cycle_id, summary)
         summary.seconds = time.perf_counter() - started
         log.info("build_cycle_done", cycle=cycle_id, finished=summary.finished, patients=summary.patients,
                  shards=summary.shards_built, seconds=round(summary.seconds, 2))
         return summary
+
+    def finish(self, cycle_id: str, summary: CycleSummary) -> bool:
+        """Mark the cycle finished (with these counts) if every shard is done; whether it is."""
+        with self.uow_factory() as uow:
+            finished = finish_cycle_if_done(uow.session, cycle_id=cycle_id, now=self.clock(), counts=summary.counts())
+            uow.commit()
+        return finished
 
     def _join(self, cycle_id: str) -> tuple[str, datetime, bool]:
         with self.uow_factory() as uow:
@@ -244,6 +287,8 @@ class BuildCycle:
         return by_status.get("done", 0), sum(by_status.values())
 
     def _build_one_shard(self, cycle_id: str, as_of: datetime, summary: CycleSummary) -> bool:
+        if self.snapshot_uow_factory is not None:
+            return self._build_one_shard_on_snapshot(cycle_id, as_of, summary)
         with self.uow_factory() as uow:
             session = uow.session
             claim = claim_shard(session, cycle_id=cycle_id, worker=self.worker, now=self.clock())
@@ -255,11 +300,42 @@ class BuildCycle:
         summary.shards_built += 1
         return True
 
+    def _build_one_shard_on_snapshot(self, cycle_id: str, as_of: datetime, summary: CycleSummary) -> bool:
+        """Reserve a shard, compute it on a read snapshot, store it if the reservation still holds."""
+        assert self.snapshot_uow_factory is not None
+        with self.uow_factory() as uow:
+            claim = reserve_shard(uow.session, cycle_id=cycle_id, holder=self.holder, now=self.clock())
+            uow.commit()
+        if claim is None:
+            return False
+        try:
+            with self.snapshot_uow_factory() as reader:
+                planned = self.plan_shard(reader.session, claim, as_of)
+            with self.uow_factory() as uow:
+                if not complete_reserved_shard(uow.session, claim, holder=self.holder, now=self.clock()):
+                    log.warning("build_shard_taken_over", cycle=cycle_id, shard=claim.shard_no, worker=self.worker)
+                    return True  # another worker took the reservation over and stores the shard
+                self.write_shard(uow.session, planned, summary)
+                uow.commit()
+        except BaseException:
+            with self.uow_factory() as uow:  # nothing of the shard was stored: hand it to the next worker
+                release_reserved_shard(uow.session, claim, holder=self.holder)
+                uow.commit()
+            raise
+        summary.shards_built += 1
+        return True
+
     # ------------------------------------------------------------------ shard
     def build_shard(self, session: Session, claim: ShardClaim, as_of: datetime, summary: CycleSummary) -> None:
+        """Compute and store one shard in ``session``'s transaction."""
+        self.write_shard(session, self.plan_shard(session, claim, as_of), summary)
+
+    def plan_shard(self, session: Session, claim: ShardClaim, as_of: datetime) -> PlannedShard:
+        """Every patient's outcome for one shard; reads only."""
+        tally = CycleSummary(claim.cycle_id, resumed=False)
         loaded = load_shard(session, claim, as_of=as_of, catalog=self.catalog, windows=self.windows)
         if not loaded.patient_ids:
-            return
+            return PlannedShard(claim, as_of, as_of, [], None, None, tally)  # no living patient in the shard
         batch = loaded.batch
         guard = ShardGuardrails(self.ruleset, loaded.clinical, self.nudges, self.nudge_columns, as_of=as_of)
         assignment = assign(self.experiments, loaded.patient_ids, programmes=batch.programme, flags=batch.flags,
@@ -290,23 +366,33 @@ class BuildCycle:
                                             overrides=self.weight_overrides),
                 near_duplicate=near_duplicate[rows], too_similar=self.too_similar,
             )
-            for outcome in self._outcomes(plan, loaded, guard, summary, assignment=assignment, stages=stages,
+            for outcome in self._outcomes(plan, loaded, guard, tally, assignment=assignment, stages=stages,
                                           model_version=policy.version):
                 outcomes[row_of[outcome.patient_id]] = outcome
         done = [o for o in outcomes if o is not None]
-        exposed = np.array([bool(o.chosen or o.withheld) for o in done], dtype=bool)
-        record_assignments(session, self.experiments, assignment, exposed=exposed, now=as_of)
+        tally.held_out = sum(1 for o in done if o.held_out)
+        now = self.clock()
+        prepared = prepare_outcomes(done, cycle_id=claim.cycle_id, now=now, ruleset_digest=self.ruleset.digest,
+                                    model_version=self.policy.version)
+        return PlannedShard(claim, as_of, now, done, prepared, assignment, tally)
+
+    def write_shard(self, session: Session, planned: PlannedShard, summary: CycleSummary) -> None:
+        """Store a planned shard (decisions, queue, reviews, audit records) and add its counts to ``summary``."""
+        if planned.assignment is None or planned.prepared is None:
+            return
+        exposed = np.array([bool(o.chosen or o.withheld) for o in planned.outcomes], dtype=bool)
+        record_assignments(session, self.experiments, planned.assignment, exposed=exposed, now=planned.as_of)
         counts = write_outcomes(
-            session, done, cycle_id=claim.cycle_id, now=self.clock(), ruleset_digest=self.ruleset.digest,
-            model_version=self.policy.version, audit=self.audit, policy=self.queue,
+            session, planned.prepared, cycle_id=planned.claim.cycle_id, now=planned.now,
+            ruleset_digest=self.ruleset.digest, audit=self.audit, policy=self.queue,
         )
+        summary.add(planned.tally)
         summary.patients += counts.patients
         summary.ready_inserted += counts.ready_inserted
         summary.ready_kept += counts.ready_kept
         summary.ready_superseded += counts.ready_superseded
         summary.review_created += counts.review_created
         summary.review_auto_approved += counts.review_auto_approved
-        summary.held_out += sum(1 for o in done if o.held_out)
 
     def _item_factors(self, session: Session, as_of: datetime) -> ItemFactors | None:
         """Fitted once per cycle (per worker), on first use."""

@@ -18,4 +18,5 @@ def build_cycle(container: Container, *, worker: str, options: BuildOptions | No
         uow_factory=container.uow, audit=container.audit, ruleset=container.ruleset, catalog=container.catalog,
         segments=container.segments, policy=policy, clock=container.clock, worker=worker,
         options=options or BuildOptions(), experiments=container.experiments, programmes=container.programmes,
+        snapshot_uow_factory=container.snapshot_uow_factory,
     )

@@ -53,18 +53,39 @@ class WriteCounts:
     skipped_already_built: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedOutcomes:
+    """A shard's decision rows and 'built' audit events, made before the write transaction begins."""
+
+    outcomes: Sequence[PatientOutcome]
+    decision_ids: dict[str, str]  # by patient
+    decision_rows: dict[str, dict[str, Any]]
+    built_events: dict[str, AuditEvent]
+
+
+def prepare_outcomes(
+    outcomes: Sequence[PatientOutcome], *, cycle_id: str, now: datetime, ruleset_digest: str, model_version: str | None
+) -> PreparedOutcomes:
+    """Everything about a shard's outcomes that needs no database: built outside the write lock."""
+    decision_ids = {o.patient_id: new_id() for o in outcomes}
+    rows = {o.patient_id: _decision_row(o, decision_ids[o.patient_id], cycle_id=cycle_id, now=now,
+                                        digest=ruleset_digest, model_version=model_version) for o in outcomes}
+    events = {o.patient_id: _built_event(o, ruleset_digest, model_version) for o in outcomes}
+    return PreparedOutcomes(outcomes, decision_ids, rows, events)
+
+
 def write_outcomes(
     session: Session,
-    outcomes: Sequence[PatientOutcome],
+    prepared: PreparedOutcomes,
     *,
     cycle_id: str,
     now: datetime,
     ruleset_digest: str,
-    model_version: str | None,
     audit: AuditTrail,
     policy: QueuePolicy = QueuePolicy(),
 ) -> WriteCounts:
     counts = WriteCounts()
+    outcomes = prepared.outcomes
     if not outcomes:
         return counts
     ids = [o.patient_id for o in outcomes]
@@ -79,16 +100,9 @@ def write_outcomes(
     counts.skipped_already_built = len(outcomes) - len(todo)
     if not todo:
         return counts
-    decision_ids = {o.patient_id: new_id() for o in todo}
-    bulk_insert(
-        session, PatientDecisionRow,
-        [
-            _decision_row(o, decision_ids[o.patient_id], cycle_id=cycle_id, now=now, digest=ruleset_digest,
-                          model_version=model_version)
-            for o in todo
-        ],
-        ignore_conflicts=True,
-    )
+    decision_ids = prepared.decision_ids
+    bulk_insert(session, PatientDecisionRow, [prepared.decision_rows[o.patient_id] for o in todo],
+                ignore_conflicts=True)
     counts.patients = len(todo)
     events: list[AuditEvent] = []
     approved = _reconcile_ready(
@@ -98,8 +112,7 @@ def write_outcomes(
         session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts,
         approved=approved,
     ))
-    for o in todo:
-        events.append(_built_event(o, ruleset_digest, model_version))
+    events.extend(prepared.built_events[o.patient_id] for o in todo)
     audit.append(session, events, now=now)
     return counts
 
@@ -111,7 +124,7 @@ def _decision_row(
         "id": did, "cycle_id": cycle_id, "patient_id": o.patient_id, "created_at": now, "outcome": o.outcome,
         "chosen": [
             {"nudge": c.nudge_id, "score": _finite(c.score), "propensity": _finite(c.propensity),
-             "components": _json_safe(c.components), "caution": list(c.caution),
+             "components": c.components, "caution": list(c.caution),
              "fired": list(c.fired)}
             for c in o.chosen
         ],
@@ -122,7 +135,7 @@ def _decision_row(
         "experiments": dict(o.experiments),
         "held_out": o.held_out,
         "withheld": list(o.withheld),
-        "stage": _json_safe(o.stage) if o.stage is not None else None,
+        "stage": o.stage,
         "ruleset_digest": digest,
         "model_version": o.model_version or model_version,
         "context_version": o.context_version,
@@ -130,19 +143,11 @@ def _decision_row(
 
 
 def _finite(value: float | None) -> float | None:
-    """JSON has no NaN or infinity (PostgreSQL refuses them): an undefined number is stored as null."""
+    """JSON has no NaN or infinity (PostgreSQL refuses them): an undefined number is stored as null.
+
+    Components come JSON-ready from the plan (``BatchPlan.components_record``), and the JSON encoder
+    writes any other non-finite float as null too (``adapters.json_codec``)."""
     return None if value is None or not math.isfinite(value) else round(value, 6)
-
-
-def _json_safe(value: Any) -> Any:
-    """The same document with every non-finite float as null, at any depth."""
-    if isinstance(value, float):
-        return _finite(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _flagged(f: FlaggedNudge) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from nudge_engine.adapters.orm import (
 from nudge_engine.bootstrap import Container
 from nudge_engine.services.build.cycle import BuildOptions
 from nudge_engine.services.build.factory import build_cycle
+from tests.support.cli import run_cli
 from tests.support.paths import PROJECT
 from tests.support.world import make_container, seed_cohort
 
@@ -202,3 +203,24 @@ def test_two_worker_processes_build_every_patient_exactly_once(
         status = uow.session.scalar(select(BuildCycleRow.status).where(BuildCycleRow.id == cycle_id))
     assert status == "finished"
     assert json.dumps(shards)  # both printed a summary
+
+
+def test_two_worker_processes_from_the_cli_build_each_patient_once_and_choose_what_one_worker_would(
+    world: Container, database_url: str, tmp_path: Path
+) -> None:
+    result = run_cli(["build", "--json", "--workers", "2", "--shard-size", "15"],
+                     database_url=database_url, var_dir=tmp_path / "var")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["finished"] and doc["shards_built"] == 8 and doc["patients"] == len(_living_patients(world))
+    per_patient = _decisions_per_patient(world, doc["cycle_id"])
+    assert set(per_patient) == _living_patients(world) and set(per_patient.values()) == {1}
+    with world.uow() as uow:
+        built = uow.session.scalar(select(func.count()).select_from(AuditRecordRow)
+                                   .where(AuditRecordRow.event_type == "built"))
+    assert built == len(per_patient)
+    ready = _ready(world)
+    again = run_cli(["build", "--json", "--shard-size", "15"], database_url=database_url, var_dir=tmp_path / "var")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["finished"]
+    assert _ready(world) == ready  # one worker, same inputs and day: the same queue
