@@ -6,6 +6,7 @@ Adding a router is one line in :data:`ROUTERS`. Every route under ``/v1/`` must 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -213,4 +214,18 @@ def _rule_ids(container: Container) -> tuple[str, ...] | None:
 
 def create_app_from_env() -> FastAPI:
     """For ``uvicorn --factory``: settings from ``NUDGE_*``, secrets ensured, logging configured."""
-    return create_app(Container.from_env())
+    app = create_app(Container.from_env())
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, rule set, catalog, prebuilt statements) out of the collector's sight.
+
+    Python's full collection walks every tracked object; in a worker with the app loaded that took
+    about 125 ms, during which the worker answered nothing (the benchmark's p99 was such pauses).
+    Frozen objects are never collected, so a full collection only walks what requests allocated
+    since (about 13 ms). Start-up objects live as long as the worker anyway.
+    """
+    gc.collect()
+    gc.freeze()
