@@ -82,12 +82,14 @@ _r = _ready.c
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
 _pc = _prefs.c
-# After the patient's lock: their preferences and their queue (ready rows and the serves the burden
-# check counts) in one read. One row per queued nudge (at least one: queue columns null when it is
-# empty), each carrying the preferences (null when the patient has none). No JSON column of the
-# queue: decoding every row's caution would cost more than the query.
+# After the patient's lock: the patient, their preferences and their queue (ready rows and the serves
+# the burden check counts) in one read. One row per queued nudge (at least one: queue columns null
+# when it is empty; none when the patient does not exist), each carrying the patient's columns and
+# the preferences (null when the patient has none). No JSON column of the queue: decoding every row's
+# caution would cost more than the query.
 SERVE_STATE = (
     select(
+        _patients.c.context_version.label("patient_version"), _patients.c.timezone, _patients.c.erased_at,
         _pc.patient_id.label("prefs_of"), _pc.quiet_start, _pc.quiet_end, _pc.snoozed_until, _pc.opted_out_all,
         _pc.opted_out_categories, _pc.max_per_day, _pc.max_per_week,
         _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
@@ -120,8 +122,9 @@ MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the ser
 MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
     status="expired"
 )
-# PostgreSQL: a row lock. SQLite ignores FOR UPDATE, but the engine begins every transaction with
-# BEGIN IMMEDIATE (adapters/database.py): the unit of work already holds SQLite's one write lock.
+# PostgreSQL: a row lock, taken before the queue is read. SQLite ignores FOR UPDATE, but the engine
+# begins every transaction with BEGIN IMMEDIATE (adapters/database.py): the unit of work already holds
+# SQLite's one write lock, and next-nudge reads the patient with the queue instead.
 LOCK_PATIENT = (
     select(_patients.c.context_version, _patients.c.timezone, _patients.c.erased_at)
     .where(_patients.c.id == bindparam("pid"))
@@ -659,13 +662,17 @@ class DeliveryService:
             session = uow.session
             db = session.connection()  # the hot statements go to the transaction's connection directly
             patient_id = self._patients.find(db, source_id)
-            patient = lock_patient(db, patient_id) if patient_id else None
-            if patient_id is None or patient is None or patient.erased_at is not None:
+            if patient_id is not None and _row_locks(db):
+                lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
+            queue = [] if patient_id is None else db.execute(
+                SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}
+            ).all()
+            if patient_id is None or not queue or queue[0].erased_at is not None:
                 raise NotFound("patient not found")
             work = _Pass()
             served = self._pick(
-                session, db, patient_id=patient_id, version=patient.context_version, timezone=patient.timezone,
-                now=now, actor_id=actor_id, work=work, session_id=session_id, weights=weights,
+                session, db, queue, patient_id=patient_id, now=now, actor_id=actor_id, work=work,
+                session_id=session_id, weights=weights,
             )
             if work.expired:
                 db.execute(MARK_EXPIRED, {"ids": work.expired})
@@ -685,11 +692,11 @@ class DeliveryService:
         return served
 
     def _pick(
-        self, session: Session, db: Connection, *, patient_id: str, version: int, timezone: str, now: datetime,
-        actor_id: str | None, work: _Pass, session_id: str | None = None,
-        weights: Mapping[str, float] | None = None,
+        self, session: Session, db: Connection, queue: Sequence[Any], *, patient_id: str, now: datetime,
+        actor_id: str | None, work: _Pass, session_id: str | None = None, weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
-        queue = db.execute(SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}).all()
+        """The winner among ``queue`` (:data:`SERVE_STATE` rows), marked served; None when nothing may be served."""
+        version, timezone = queue[0].patient_version, queue[0].timezone
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
         ready = _ready_in_order(session, queue, weights)
         live: list[Any] = []
@@ -808,6 +815,11 @@ class DeliveryService:
             superseded_event(actor_id=actor_id, patient_id=patient_id, nudge_id=nudge_id, ready_id=ready_id,
                              recheck=verdict, reason=reason)
         )
+
+
+def _row_locks(db: Connection) -> bool:
+    """Whether the patient's row must be locked (PostgreSQL); SQLite's transaction already holds the write lock."""
+    return db.dialect.name != "sqlite"
 
 
 def _preferences(row: Any) -> Preferences | None:
