@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.clinical_packs import load_clinical_rows
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
 from nudge_engine.adapters.shards import ShardClaim
-from nudge_engine.adapters.sql_functions import epoch_us, json_number
-from nudge_engine.guardrails.rows import ClinicalRows, micros
+from nudge_engine.adapters.sql_functions import instants_us, json_number, stored_instant
+from nudge_engine.guardrails.rows import ClinicalRows
 from nudge_engine.personalization.batch import PatientBatch, PatientPrefs
 from nudge_engine.personalization.catalog import CATEGORIES, Catalog
 from nudge_engine.personalization.events import EventColumns
@@ -77,26 +77,27 @@ def load_shard(
         prefs.max_per_week[i] = pref.max_per_week if pref.max_per_week is not None else -1
 
     # Per-patient index look-ups (patient_id, occurred_at): a shard never scans the whole events table.
-    # Plain numbers from SQL (times in microseconds, minutes only when a JSON number): no per-row objects.
+    # Plain values from SQL (stored times, minutes of activity events when a JSON number): no per-row objects.
     e = PatientEventRow
-    oldest_us = micros(as_of - every)
     conn = session.connection()
+    minutes_of_activity = case((e.type == "activity", json_number(e.properties, "minutes")))
+    in_window = (e.occurred_at >= as_of - every) | (
+        (e.type == "delivered") & (e.occurred_at >= as_of - max(every, deliveries))
+    )
     ev = [
         row for chunk in chunked(ids)
         for row in conn.execute(
-            select(e.patient_id, e.type, e.nudge_id, epoch_us(e.occurred_at), json_number(e.properties, "minutes"))
+            select(e.patient_id, e.type, e.nudge_id, stored_instant(e.occurred_at), minutes_of_activity)
             .where(
-                e.patient_id.in_(chunk), e.occurred_at <= as_of,
-                e.occurred_at >= as_of - max(every, deliveries),
+                e.patient_id.in_(chunk), e.occurred_at <= as_of, in_window,
             )
         ).all()
-        if row[3] >= oldest_us or row[1] == "delivered"
     ]
     if ev:
         patient_ids, types, nudge_ids, stamps, minutes = zip(*ev, strict=True)
         events = EventColumns.from_records(
             patient_row=list(map(row_of.__getitem__, patient_ids)), types=types, nudge_ids=nudge_ids,
-            ts=np.array(stamps, dtype=np.int64) // 1_000_000, minutes=minutes, catalog=catalog,
+            ts=instants_us(stamps) // 1_000_000, minutes=minutes, catalog=catalog,
         )
     else:
         events = EventColumns.empty()
