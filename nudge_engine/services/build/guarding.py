@@ -104,24 +104,32 @@ class ShardGuardrails:
         return found
 
     def _fired(self, patient: int, nudge: int) -> tuple[str, ...]:
-        key = (int(self.result.patient_group[patient]), int(self.result.nudge_group[nudge]))
+        return self._fired_in(int(self.result.patient_group[patient]), int(self.result.nudge_group[nudge]))
+
+    def _fired_in(self, patient_group: int, nudge_group: int) -> tuple[str, ...]:
+        """The rules fired for a (patient group, nudge group) cell of the batch result."""
+        key = (patient_group, nudge_group)
         found = self._fired_of_group.get(key)
         if found is None:
-            column = self.result.rule_levels_grid[:, key[0], key[1]]
+            column = self.result.rule_levels_grid[:, patient_group, nudge_group]
             found = self._fired_of_group[key] = tuple(self.result.rule_ids[r] for r in np.flatnonzero(column > 0))
         return found
 
     def decide(self, patient_idx: npt.NDArray[np.int64], nudge_idx: npt.NDArray[np.int32]) -> GuardrailBatch:
         levels = self.levels[patient_idx, nudge_idx].astype(np.int8)
-        escalations = self.result.escalation_grid[
-            self.result.patient_group[patient_idx], self.result.nudge_group[nudge_idx]
-        ]
+        groups = self.result.patient_group[patient_idx], self.result.nudge_group[nudge_idx]
+        escalations = self.result.escalation_grid[groups]
         fired: list[tuple[str, ...]] = [()] * len(levels)
         escalation: list[str | None] = [None] * len(levels)
-        for k in np.flatnonzero(levels).tolist():
-            fired[k] = self._fired(int(patient_idx[k]), int(nudge_idx[k]))
-            if levels[k] >= GuardDecision.REVIEW:
-                escalation[k] = _ESCALATION[int(escalations[k])]
+        flagged = np.flatnonzero(levels)
+        # Pairs in the same (patient group, nudge group) fired the same rules: one look-up per group pair.
+        keys = groups[0][flagged] * len(self.result.nudge_group) + groups[1][flagged]
+        distinct, which = np.unique(keys, return_inverse=True)
+        rules = [self._fired_in(*divmod(int(key), len(self.result.nudge_group))) for key in distinct.tolist()]
+        for k, w in zip(flagged.tolist(), which.tolist(), strict=True):
+            fired[k] = rules[w]
+        for k in flagged[levels[flagged] >= GuardDecision.REVIEW].tolist():
+            escalation[k] = _ESCALATION[int(escalations[k])]
         caution = _LazyCaution(self, patient_idx, nudge_idx, levels)
         return GuardrailBatch(levels, fired, caution, escalation, ruleset_digest=self.ruleset.digest)
 
