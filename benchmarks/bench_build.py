@@ -4,7 +4,9 @@ per-patient cost grows with size (the baseline is the smallest size, measured in
     .venv/bin/python benchmarks/bench_build.py [--sizes 10000,100000,1000000] [--workers 2] [--shard-size 2000]
 
 Each size gets its own database under ``var/bench/`` (migrated, synthetic cohort of that size with
-its 8-week app history imported once and reused by later runs; preparing is not timed). The timed
+its 8-week app history imported once and reused by later runs; preparing is not timed). Sizes
+above 100,000 are prepared as copies of the 100,000 cohort under new surrogate ids
+(``benchmarks/clone_cohort.py``): importing a million patients takes over an hour here. The timed
 part is one full cycle: loading each shard's context, preferences and events from SQLite into
 columns, segments, candidates and burden, ranking, the batch guardrail evaluation, evidence for
 flagged pairs, and writing decisions, the ready queue, review items and one audit record per
@@ -21,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clone_cohort import clone  # beside this script
+
 from nudge_engine.adapters.migrations import upgrade
 from nudge_engine.bootstrap import Container
 from nudge_engine.config import Settings
@@ -35,12 +39,24 @@ from nudge_engine.services.importing import Importer
 AS_OF = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
 
-def prepare(size: int, root: Path) -> Container:
+def prepare(size: int, root: Path, *, clone_above: int = 100_000) -> Container:
+    """The cached database of ``size`` patients (imported; above ``clone_above``, copies of that cohort)."""
     folder = root / f"build-{size}"
     ready_flag = folder / "prepared"
     settings = ensure_dev_secrets(Settings(database_url=f"sqlite:///{folder / 'nudge.db'}", var_dir=folder))
     container = Container(settings, clock=lambda: AS_OF)
     upgrade(container.engine)  # a database cached by an older version gets the newer migrations
+    if not ready_flag.exists() and size > clone_above and size % clone_above == 0:
+        source = prepare(clone_above, root, clone_above=clone_above)
+        source.dispose()
+        started = time.perf_counter()
+        print(f"  preparing {size:,} patients as {size // clone_above} copies of the {clone_above:,} cohort "
+              "(benchmarks/clone_cohort.py)", flush=True)
+        container.engine.dispose()
+        clone(root / f"build-{clone_above}" / "nudge.db", folder / "nudge.db", size // clone_above)
+        ready_flag.write_text(f"{size} (copies of {clone_above})\n")
+        print(f"  prepared {size:,} patients in {time.perf_counter() - started:.0f} s (cached in {folder})",
+              flush=True)
     if not ready_flag.exists():
         started = time.perf_counter()
         importer = Importer(uow_factory=container.uow, vault=container.vault, audit=container.audit,

@@ -1,0 +1,72 @@
+"""Make a large benchmark database quickly: copies of a prepared cohort under fresh surrogate ids.
+
+    .venv/bin/python benchmarks/clone_cohort.py SOURCE_DB TARGET_DB --copies 10
+
+Importing a synthetic patient through the importer (identifier encryption, FHIR rows, packs, 8
+weeks of events) runs at a few hundred patients per second here, so a 1,000,000-patient database
+would take over an hour. This script instead copies every patient of an already imported cohort
+``--copies`` times inside SQLite (``INSERT ... SELECT``): each copy gets a new surrogate id (the
+copy's number in place of the source id's first byte), a new random shard key and new row ids
+(the copy's number and the source row's number, so index pages fill in order), and keeps the
+source patient's clinical rows, clinical pack, preferences and app events. Identifiers (the
+vault) are not copied: the build never reads them. The result is a cohort with the source's
+distributions, for throughput benchmarks only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import time
+from pathlib import Path
+
+# tables copied per patient; the 'id' column (when there is one) gets a fresh random id
+PATIENT_TABLES = ("patient_preferences", "conditions", "observations", "medications", "procedures", "clinical_facts",
+                  "clinical_packs", "patient_events")
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
+
+
+def _copy(db: sqlite3.Connection, table: str, key: str, copy: int) -> None:
+    columns = _columns(db, table)
+    new_id = f"printf('%02x%030x', {copy}, t.rowid)"
+    values = [("m.new" if c == key else new_id if c == "id" else "abs(random()) % 65536" if c == "shard_key"
+               else f"t.{c}") for c in columns]
+    db.execute(f"INSERT INTO main.{table} ({', '.join(columns)}) SELECT {', '.join(values)} "
+               f"FROM src.{table} t JOIN temp.idmap m ON m.old = t.{key}")
+
+
+def clone(source: Path, target: Path, copies: int) -> None:
+    db = sqlite3.connect(target, isolation_level=None)
+    db.execute("PRAGMA cache_size=-4000000")  # 4 GB: the indexes are written in random key order
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute(f"ATTACH DATABASE 'file:{source}?mode=ro' AS src")
+    for k in range(copies):
+        started = time.perf_counter()
+        db.execute("BEGIN")
+        db.execute("DROP TABLE IF EXISTS temp.idmap")
+        db.execute("CREATE TEMP TABLE idmap AS SELECT id AS old, printf('%02x', ?) || substr(id, 3) AS new "
+                   "FROM src.patients WHERE erased_at IS NULL", (k + 1,))
+        db.execute("CREATE UNIQUE INDEX temp.ix_idmap_old ON idmap (old)")
+        _copy(db, "patients", "id", k + 1)
+        for table in PATIENT_TABLES:
+            _copy(db, table, "patient_id", k + 1)
+        db.execute("COMMIT")
+        print(f"  copy {k + 1}/{copies} in {time.perf_counter() - started:.0f} s", flush=True)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path, help="a migrated database (it may already hold patients)")
+    parser.add_argument("--copies", type=int, default=10)
+    args = parser.parse_args()
+    clone(args.source, args.target, args.copies)
+
+
+if __name__ == "__main__":
+    main()
