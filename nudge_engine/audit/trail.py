@@ -16,7 +16,10 @@ request appends) is reserved, hashed, inserted and sealed by **one** statement
 (:data:`APPEND_ONE`): the database computes the record's hash with its built-in ``sha256`` over the
 canonical bytes, which are spliced around the head's ``hash`` and ``seq + 1`` (the two values only
 the locked head knows, see :func:`~nudge_engine.audit.canonical.record_splice`), so the head is
-locked for that statement and the commit only. The lock is released at COMMIT or ROLLBACK:
+locked for that statement and the commit only. On SQLite a single record is inserted with its hash
+computed from the head it is selected with (:data:`INSERT_ONE`, a Python SQL function over the same
+splice) and the head is then sealed: two statements, safe because the transaction holds SQLite's
+write lock from its ``BEGIN``. The lock is released at COMMIT or ROLLBACK:
 
 - a rolled-back transaction leaves neither records nor a moved head, so no gap is possible;
 - a committed record is always inside the chain: there is no "unsealed" state and no sealer
@@ -103,6 +106,32 @@ RETURNING seq
 )
 
 
+# SQLite, one record: inserted with its hash (``audit_record_hash``, registered on the connection by
+# ``_append_one_sqlite``) computed from the head it is selected with; returns (seq, hash) for SEAL.
+INSERT_ONE = text(
+    """
+INSERT INTO audit_records (seq, recorded_at, event_type, actor_role, actor_id, patient_ref, nudge_id, decision,
+                           rule_ids, ruleset_digest, details, prev_hash, hash)
+SELECT seq + 1, :r_recorded_at, :r_event_type, :r_actor_role, :r_actor_id, :r_patient_ref, :r_nudge_id, :r_decision,
+       :r_rule_ids, :r_ruleset_digest, :r_details, hash, audit_record_hash(:p_head, hash, :p_mid, seq + 1, :p_tail)
+FROM audit_chain_head WHERE id = 1
+RETURNING seq, hash
+"""
+).bindparams(
+    bindparam("p_head", type_=LargeBinary()), bindparam("p_mid", type_=LargeBinary()),
+    bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
+)
+SEAL_AT = update(_head).where(_IS_HEAD).values(
+    seq=bindparam("b_seq"), hash=bindparam("b_hash"), updated_at=bindparam("b_now")
+)
+HASH_FUNCTION = "audit_record_hash"
+
+
+def spliced_hash(head: bytes, prev_hash: str, mid: bytes, seq: int, tail: bytes) -> str:
+    """The record hash from :func:`~nudge_engine.audit.canonical.record_splice`'s parts (SQLite's SQL function)."""
+    return hashlib.sha256(head + prev_hash.encode() + mid + str(int(seq)).encode() + tail).hexdigest()
+
+
 def _reserve(connection: Connection, count: int, now: datetime) -> tuple[int, str]:
     """Lock the chain head and move it ``count`` places on; returns the previous (seq, hash)."""
     row = connection.execute(RESERVE, {"b_count": count}).first()
@@ -160,14 +189,14 @@ class AuditTrail:
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
 
-        Three statements on the session's connection (reserve, insert, seal); one on PostgreSQL
-        for a single record (:data:`APPEND_ONE`).
+        Three statements on the session's connection (reserve, insert, seal); for a single record one
+        on PostgreSQL (:data:`APPEND_ONE`) and two on SQLite (:data:`INSERT_ONE`, :data:`SEAL_AT`).
         """
         if not events:
             return
         connection = session.connection()
         recorded_at = timestamp(now)
-        if len(events) == 1 and connection.dialect.name == "postgresql":
+        if len(events) == 1 and connection.dialect.name in ("postgresql", "sqlite"):
             _append_one(connection, events[0], recorded_at=recorded_at, now=now)
             return
         seq, prev = _reserve(connection, len(events), now)
@@ -216,7 +245,8 @@ class AuditTrail:
 
 
 def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, now: datetime) -> None:
-    """PostgreSQL: one record reserved, hashed, inserted and sealed by :data:`APPEND_ONE`."""
+    """One record: on PostgreSQL reserved, hashed, inserted and sealed by :data:`APPEND_ONE`; on SQLite
+    inserted by :data:`INSERT_ONE` and sealed by :data:`SEAL_AT`."""
     rule_ids = json_text(list(event.rule_ids))
     details = json_text(dict(event.details))
     head, mid, tail = record_splice(
@@ -230,6 +260,20 @@ def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, 
         "r_nudge_id": event.nudge_id, "r_decision": event.decision, "r_rule_ids": rule_ids,
         "r_ruleset_digest": event.ruleset_digest, "r_details": details,
     }
-    if connection.execute(APPEND_ONE, params).first() is None:  # no head yet: create it, then append
+    if connection.dialect.name == "sqlite":
+        _append_one_sqlite(connection, params, now)
+    elif connection.execute(APPEND_ONE, params).first() is None:  # no head yet: create it, then append
         _reserve(connection, 0, now)
         connection.execute(APPEND_ONE, params).one()
+
+
+def _append_one_sqlite(connection: Connection, params: dict[str, Any], now: datetime) -> None:
+    pooled = connection.connection
+    if HASH_FUNCTION not in pooled.info:  # once per database connection (re-registering expires its statements)
+        pooled.driver_connection.create_function(HASH_FUNCTION, 5, spliced_hash, deterministic=True)  # type: ignore[union-attr]
+        pooled.info[HASH_FUNCTION] = True
+    row = connection.execute(INSERT_ONE, params).first()
+    if row is None:  # no head yet: create it, then append
+        _reserve(connection, 0, now)
+        row = connection.execute(INSERT_ONE, params).one()
+    connection.execute(SEAL_AT, {"b_seq": row.seq, "b_hash": row.hash, "b_now": now})

@@ -1,4 +1,4 @@
-"""The canonical bytes cut around prev_hash and seq put back together are the record's bytes."""
+"""The canonical bytes cut around prev_hash and seq put back together are the record's bytes (and hash)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from nudge_engine.audit.canonical import json_text, record_bytes, record_splice
+from nudge_engine.audit.trail import spliced_hash
 
 FIELDS = [
     {"recorded_at": "2026-03-01T08:00:00.000000+00:00", "event_type": "served", "actor_role": "service",
@@ -28,3 +29,11 @@ def test_the_spliced_parts_around_prev_hash_and_seq_rebuild_the_record_bytes(
 ) -> None:
     head, mid, tail = record_splice(**fields)  # type: ignore[arg-type]
     assert head + prev.encode() + mid + str(seq).encode() + tail == record_bytes(seq=seq, prev_hash=prev, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fields", FIELDS)
+def test_the_hash_sqlite_computes_from_the_parts_is_the_record_hash(fields: dict[str, str | None]) -> None:
+    prev = hashlib.sha256(b"previous").hexdigest()
+    head, mid, tail = record_splice(**fields)  # type: ignore[arg-type]
+    expected = hashlib.sha256(record_bytes(seq=42, prev_hash=prev, **fields)).hexdigest()  # type: ignore[arg-type]
+    assert spliced_hash(head, prev, mid, 42, tail) == expected
