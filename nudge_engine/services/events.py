@@ -128,6 +128,10 @@ class EventRecorder:
         self, *, source_id: str, event: EventInput, idempotency_key: str | None, actor_id: str | None
     ) -> RecordedEvent:
         now = self._clock()
+        try:
+            event.occurred_at.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00: before the first representable UTC instant
+            raise InvalidInput("occurred_at: out of range") from None
         if event.occurred_at > now + FUTURE_SLACK:
             raise InvalidInput("occurred_at: lies in the future")
         if self._max_age is not None and event.occurred_at < now - self._max_age:

@@ -141,3 +141,14 @@ def test_events_cannot_come_from_the_future(
     assert client.post("/v1/patients/app-ada/events", json=future, headers=service_headers).json() == {
         "detail": [{"code": "invalid_input", "msg": "occurred_at: lies in the future"}]
     }
+
+
+def test_an_occurred_at_with_no_utc_equivalent_is_refused_not_a_server_error(
+    client: TestClient, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    first_day = {"type": "activity", "occurred_at": "0001-01-01T00:00:00+14:00"}  # the day before year 1 in UTC
+
+    assert client.post("/v1/patients/app-ada/events", json=first_day, headers=service_headers).json() == {
+        "detail": [{"code": "invalid_input", "msg": "occurred_at: out of range"}]
+    }
