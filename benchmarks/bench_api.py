@@ -38,20 +38,15 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from nudge_engine.adapters.database import make_engine  # noqa: E402
 from nudge_engine.adapters.migrations import upgrade  # noqa: E402
 from nudge_engine.config import Settings  # noqa: E402
+from tests.support.serving import free_port, running_serve  # noqa: E402
 
 LUA_COMMON = r"""
 local counter = 0
@@ -131,12 +127,6 @@ class Result:
     requests: int
     errors: int
     statuses: dict[int, int]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ms(text: str) -> float:
@@ -229,35 +219,6 @@ def seed(
     return token, app_ids, surrogates
 
 
-@contextmanager
-def serve(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[str]:
-    code = ("from nudge_engine.entrypoints.cli.serve import serve_cmd; "
-            f"serve_cmd(host='127.0.0.1', port={port}, workers={workers})")
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not become ready; see {log}")
-                time.sleep(0.2)
-            yield base
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 def reset_queue(database_url: str) -> None:
     """Put every seeded nudge back in the queue (untimed, between phases): warm-up serves do not drain it."""
     from sqlalchemy import update
@@ -298,7 +259,7 @@ def bench_backend(backend: str, database_url: str, args: argparse.Namespace, wor
            "NUDGE_CATALOG": str(catalog), "NUDGE_BENCH_BARE": "1", "NUDGE_LOG_LEVEL": args.log_level}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     results: list[Result] = []
-    with serve(env, _free_port(), args.workers, var_dir / "server.log") as base:
+    with running_serve(env, port=free_port(), workers=args.workers, log=var_dir / "server.log") as base:
         for endpoint in args.endpoints.split(","):
             ids = var_dir / IDS_OF[endpoint]
             run_wrk(base, endpoint, ids, token, duration=WARM_UP_S, connections=args.connections,

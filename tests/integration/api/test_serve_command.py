@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,14 +12,9 @@ import pytest
 
 from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import upgrade
+from tests.support.serving import free_port, running_serve
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path: Path) -> None:
@@ -31,33 +22,17 @@ def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    port = _free_port()
     env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_VAR_DIR": str(tmp_path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    code = f"from nudge_engine.entrypoints.cli.serve import serve_cmd; serve_cmd('127.0.0.1', {port}, 2)"
     log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        with httpx.Client(base_url=base, timeout=10) as client:  # new connections spread over the workers
-            for _ in range(20):
-                client.get("/healthz", headers={"Connection": "close"})
-            client.get("/v1/patients/app-canary-4417/next-nudge", headers={"Connection": "close"})
-            metrics = client.get("/metrics").text
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    with (
+        running_serve(env, port=free_port(), workers=2, log=log) as base,
+        httpx.Client(base_url=base, timeout=10) as client,  # new connections spread over the workers
+    ):
+        for _ in range(20):
+            client.get("/healthz", headers={"Connection": "close"})
+        client.get("/v1/patients/app-canary-4417/next-nudge", headers={"Connection": "close"})
+        metrics = client.get("/metrics").text
     count = r'nudge_http_request_duration_seconds_count\{method="GET",route="/healthz",status="200"\} (\S+)'
     healthz = re.search(count, metrics)
     assert healthz is not None and float(healthz.group(1)) == 20.0
@@ -70,7 +45,7 @@ def test_the_shared_listening_socket_hands_out_connections_with_nagle_off() -> N
 
     from nudge_engine.entrypoints.cli.serve import FACTORY, listening_socket
 
-    config = uvicorn.Config(FACTORY, factory=True, host="127.0.0.1", port=_free_port(), workers=2)
+    config = uvicorn.Config(FACTORY, factory=True, host="127.0.0.1", port=free_port(), workers=2)
     listener = listening_socket(config)
     listener.listen(1)  # each worker's server does this with the socket it is handed
     try:
