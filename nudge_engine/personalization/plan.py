@@ -136,6 +136,31 @@ class BatchPlan:
             doc["context"] = _numbers(self.behaviour[row])
         return doc
 
+    def components_records(self) -> list[dict[str, Any]]:
+        """``components_record(i)`` for every chosen row at once, read column by column (the build's path)."""
+        rows = self.chosen_row
+        n = len(rows)
+        columns = []
+        for name, values in self.chosen_components.items():
+            key = str(name)
+            weights = (_numbers(np.asarray(self.row_weights[key], dtype=np.float64)[rows]) if key in self.row_weights
+                       else [_number(float(self.weights.get(key, 0.0)))] * n)
+            columns.append((key, _numbers(np.asarray(values, dtype=np.float64)), weights))
+        explored, top = self.chosen_explored.tolist(), (self.chosen_rank == 0).tolist()
+        records: list[dict[str, Any]] = []
+        for i in range(n):
+            doc: dict[str, Any] = {
+                "components": {key: {"value": values[i], "weight": weights[i]} for key, values, weights in columns},
+                "explored": bool(explored[i]),
+            }
+            if top[i]:
+                row = int(rows[i])
+                doc["permitted"] = [self.nudge_ids[j] for j in np.flatnonzero(self.permitted[row]).tolist()]
+                doc["caution"] = [self.nudge_ids[j] for j in np.flatnonzero(self.caution[row]).tolist()]
+                doc["context"] = _numbers(self.behaviour[row])
+            records.append(doc)
+        return records
+
     def reason_counts(self) -> dict[str, int]:
         counts = np.bincount(self.dropped_reason, minlength=len(REASONS))
         out = {r.value: int(c) for r, c in zip(REASONS, counts, strict=True)}

@@ -422,6 +422,7 @@ class BuildCycle:
         dropped: list[dict[str, list[str]]] = [{} for _ in range(n)]
         not_eligible = np.zeros(n, dtype=np.int64)
         held = assignment.held_out
+        records = plan.components_records()
         order = np.lexsort((plan.chosen_rank, plan.chosen_row))
         for i in order.tolist():
             row, nudge = int(plan.chosen_row[i]), int(plan.chosen_nudge[i])
@@ -432,7 +433,7 @@ class BuildCycle:
             summary.caution_by_rule.update(plan.chosen_fired[i])
             chosen[row].append(ChosenNudge(
                 ids[nudge], float(plan.chosen_score[i]), float(plan.chosen_propensity[i]),
-                plan.components_record(i), tuple(plan.chosen_caution[i]), fired,
+                records[i], tuple(plan.chosen_caution[i]), fired,
             ))
         for i in range(len(plan.review_row)):
             row, nudge = int(plan.review_row[i]), int(plan.review_nudge[i])

@@ -45,6 +45,13 @@ def _top(plan: BatchPlan, row: int) -> tuple[str, dict[str, dict[str, float]]]:
     return plan.nudge_ids[int(plan.chosen_nudge[i])], plan.components_record(i)["components"]
 
 
+def test_the_records_of_all_chosen_rows_at_once_equal_each_row_s_record() -> None:
+    batch = patients(["t2d_lifestyle", "hypertension", "clinic_first", ""], enrolled=NOW - days(30))
+    plan = _plan(batch, PROGRAMMES, "agenda:2")
+    assert len(plan.chosen_row) > 0
+    assert plan.components_records() == [plan.components_record(i) for i in range(len(plan.chosen_row))]
+
+
 def test_overrides_parse_into_known_components_with_bounded_weights() -> None:
     assert parse_weight_overrides(" agenda:2, novelty:0.5 ") == {"agenda": 2.0, "novelty": 0.5}
     assert parse_weight_overrides(None) == {} and parse_weight_overrides("") == {}
