@@ -7,7 +7,13 @@ candidate's exact expected completion rate on the logged arrivals), the ratios, 
 diagnostics. Target: estimates within 10% of the truth where the overlap is adequate; where it is
 not, the overlap warning must say so.
 
-    .venv/bin/python benchmarks/bench_ope.py [--decisions 50000] [--patients 6000] [--seed 7]
+``--seeds`` runs several simulated worlds and ends with one summary line per (seed, logging policy,
+candidate): the ratios, the effective sample size, and whether each 95% interval holds the truth.
+``--logging-exploration`` sets the logging bandit's Thompson exploration scale (production: 0.25);
+the summary shows what the logging policy earned beside the support it leaves.
+
+    .venv/bin/python benchmarks/bench_ope.py [--decisions 50000] [--patients 6000] [--seeds 7]
+                                             [--logging-exploration 0.25]
 """
 
 from __future__ import annotations
@@ -16,42 +22,70 @@ import argparse
 import time
 
 from nudge_engine.config import PACKAGE_ROOT
+from nudge_engine.personalization.bandit import BanditParams
 from nudge_engine.personalization.catalog import load_catalog
-from nudge_engine.personalization.evaluation import evaluate_in_simulator
+from nudge_engine.personalization.evaluation import EvaluationReport, evaluate_in_simulator
 from nudge_engine.personalization.ranking import PolicyKind
 from nudge_engine.personalization.segment_spec import load_segment_spec
 from nudge_engine.personalization.simulator import WorldSettings
+
+ESTIMATORS = ("ips", "snips", "dr")
+
+
+def print_report(report: EvaluationReport, seconds: float) -> None:
+    print(f"\nlogged by: {report.logging_policy} ({report.rows:,} decisions, mean reward "
+          f"{report.logged_reward or float('nan'):.4f}, {seconds:.1f}s)")
+    print(f"{'candidate':18s} {'truth':>7s}  {'IPS [95% CI]':>24s} {'SNIPS [95% CI]':>24s} {'DR [95% CI]':>24s}"
+          f" {'IPS/t':>6s} {'SNIPS/t':>7s} {'DR/t':>6s} {'ESS':>7s} {'mean w':>6s}")
+    for ev in report.evaluations:
+        truth = ev.truth or float("nan")
+        est = ev.estimates
+        cells = " ".join(f"{e.value:.4f} [{e.low:.4f},{e.high:.4f}]" for e in est.values())
+        ratios = " ".join(f"{est[k].value / truth:{w}.3f}" for k, w in (("ips", 6), ("snips", 7), ("dr", 6)))
+        print(f"{ev.policy:18s} {truth:7.4f}  {cells} {ratios} {ev.overlap.ess:7.0f} {ev.overlap.mean_weight:6.2f}")
+        for warning in ev.overlap.warnings:
+            print(f"{'':18s} warning: {warning}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--decisions", type=int, default=50_000)
     parser.add_argument("--patients", type=int, default=6000)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seeds", default="7", help="comma-separated world seeds (one run per seed)")
+    parser.add_argument("--logging-exploration", type=float, default=None,
+                        help="Thompson exploration scale of the logging bandit (default: the production value)")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    logging_params = None if args.logging_exploration is None else BanditParams(exploration=args.logging_exploration)
     catalog = load_catalog(PACKAGE_ROOT / "data" / "catalog.yaml")
     spec = load_segment_spec(PACKAGE_ROOT / "data" / "segments.yaml")
     t0 = time.perf_counter()
+    summary: list[str] = []
     verdicts: list[tuple[str, bool, bool]] = []
-    for logging in (PolicyKind.RANDOM, PolicyKind.BANDIT):
-        t = time.perf_counter()
-        report = evaluate_in_simulator(
-            catalog, spec, logging=logging, n_decisions=args.decisions,
-            world_settings=WorldSettings(n_patients=args.patients, seed=args.seed), seed=args.seed,
-        )
-        print(f"\nlogged by: {logging} ({report.rows:,} decisions, {time.perf_counter() - t:.1f}s)")
-        print(f"{'candidate':18s} {'truth':>7s}  {'IPS [95% CI]':>24s} {'SNIPS [95% CI]':>24s} {'DR [95% CI]':>24s}"
-              f" {'IPS/t':>6s} {'SNIPS/t':>7s} {'DR/t':>6s} {'ESS':>7s} {'mean w':>6s}")
-        for ev in report.evaluations:
-            truth = ev.truth or float("nan")
-            est = ev.estimates
-            cells = " ".join(f"{e.value:.4f} [{e.low:.4f},{e.high:.4f}]" for e in est.values())
-            ratios = " ".join(f"{est[k].value / truth:{w}.3f}" for k, w in (("ips", 6), ("snips", 7), ("dr", 6)))
-            print(f"{ev.policy:18s} {truth:7.4f}  {cells} {ratios} {ev.overlap.ess:7.0f} {ev.overlap.mean_weight:6.2f}")
-            within = all(abs(e.value / truth - 1) <= 0.10 for e in est.values())
-            verdicts.append((f"{logging} logging, {ev.policy}", within, bool(ev.overlap.warnings)))
-            for warning in ev.overlap.warnings:
-                print(f"{'':18s} warning: {warning}")
+    for seed in seeds:
+        print(f"\n=== seed {seed}")
+        for logging in (PolicyKind.RANDOM, PolicyKind.BANDIT):
+            t = time.perf_counter()
+            report = evaluate_in_simulator(
+                catalog, spec, logging=logging, n_decisions=args.decisions,
+                world_settings=WorldSettings(n_patients=args.patients, seed=seed),
+                logging_params=logging_params if logging is PolicyKind.BANDIT else None, seed=seed,
+            )
+            print_report(report, time.perf_counter() - t)
+            for ev in report.evaluations:
+                truth = ev.truth or float("nan")
+                est = ev.estimates
+                within = all(abs(est[k].value / truth - 1) <= 0.10 for k in ESTIMATORS)
+                covered = "".join("y" if est[k].low <= truth <= est[k].high else "n" for k in ESTIMATORS)
+                verdicts.append((f"seed {seed}, {logging} logging, {ev.policy}", within, bool(ev.overlap.warnings)))
+                summary.append(
+                    f"{seed:>9d} {logging!s:7s} {report.logged_reward or float('nan'):7.4f} {ev.policy:18s} "
+                    + " ".join(f"{est[k].value / truth:6.3f}" for k in ESTIMATORS)
+                    + f" {ev.overlap.ess:7.0f}   {covered}"
+                )
+    print(f"\n{'seed':>9s} {'logging':7s} {'earned':>7s} {'candidate':18s} {'IPS/t':>6s} {'SNIPS/t':>6s} "
+          f"{'DR/t':>6s} {'ESS':>7s}   truth in CI (IPS, SNIPS, DR)")
+    print("\n".join(summary))
     print()
     for label, within, warned in verdicts:
         status = "PASS" if within else ("WARNED" if warned else "MISS")

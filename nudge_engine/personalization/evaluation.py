@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nudge_engine.personalization.bandit import LinearThompson
+from nudge_engine.personalization.bandit import BanditParams, LinearThompson
 from nudge_engine.personalization.baseline import SegmentBaseline
 from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.context import context_matrix, context_names
@@ -45,10 +45,14 @@ class EvaluationReport:
     logging_policy: str
     rows: int
     evaluations: list[PolicyEvaluation] = field(default_factory=list)
+    logged_reward: float | None = None  # mean reward of the logged rows: what the logging policy earned
 
     def as_json(self) -> dict[str, Any]:
-        return {"logging_policy": self.logging_policy, "rows": self.rows,
-                "policies": [e.as_json() for e in self.evaluations]}
+        doc: dict[str, Any] = {"logging_policy": self.logging_policy, "rows": self.rows,
+                               "policies": [e.as_json() for e in self.evaluations]}
+        if self.logged_reward is not None:
+            doc["logged_reward"] = self.logged_reward
+        return doc
 
 
 def logged_from_simulation(world: World, log: Log) -> tuple[npt.NDArray[np.intp], LoggedDecisions]:
@@ -78,20 +82,23 @@ def evaluate_in_simulator(
     logging: PolicyKind = PolicyKind.BANDIT,
     n_decisions: int = 50_000,
     world_settings: WorldSettings | None = None,
+    logging_params: BanditParams | None = None,
     seed: int = 1,
 ) -> EvaluationReport:
     """Train candidate policies on one simulated stream, log another with ``logging``, estimate on it.
 
     The truth is each candidate's exact expected completion rate on the same logged arrivals.
+    ``logging_params`` sets the logging bandit's parameters (its Thompson ``exploration``, say), so the
+    support a logging policy leaves for off-policy estimates can be weighed against what it earns.
     """
     world = make_world(catalog, spec, world_settings)
     trainer = RankingRunner(PolicyKind.BANDIT, world)
     run(world, {"train": trainer}, n_decisions=n_decisions // 2, seed=seed)
-    logger = RankingRunner(logging, world)
+    logger = RankingRunner(logging, world, params=logging_params)
     log = run(world, {"log": logger}, n_decisions=n_decisions, seed=seed + 1)["log"]
     rows, logged = logged_from_simulation(world, log)
     logged.validate()
-    report = EvaluationReport(str(logging), len(logged))
+    report = EvaluationReport(str(logging), len(logged), logged_reward=float(logged.reward.mean()))
     for name, policy in candidate_policies(trainer.baseline, trainer.bandit).items():
         truth = float(policy.expected_value(logged.ranking_input(), world.true_prob[rows],
                                             rng=np.random.default_rng(seed), n_samples=64).mean())
