@@ -7,8 +7,11 @@ Targets: bandit above the baseline and MABWiser, and within 10% of the oracle.
 Each engine policy runs with its production exploration floor (baseline 0.05, bandit 0.02) unless
 ``--floor`` sets one for both.
 
-    .venv/bin/python benchmarks/bench_simulator.py [--decisions 50000] [--patients 6000] [--seed 20250601]
+    .venv/bin/python benchmarks/bench_simulator.py [--decisions 50000] [--patients 6000] [--seeds 20250601,7,1]
                                                    [--floor EPSILON]
+
+``--seeds`` runs one world and stream per seed and ends with each policy's share of the oracle per seed
+and its minimum, since the target must hold on every stream, not on one (``--seed`` still works).
 """
 
 from __future__ import annotations
@@ -76,19 +79,13 @@ def linear_ceiling(world: World, *, interactions: bool = False) -> float:
     return float(world.true_prob[np.arange(len(x)), pick][pool].mean() / best[pool].mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--decisions", type=int, default=50_000)
-    parser.add_argument("--patients", type=int, default=6000)
-    parser.add_argument("--seed", type=int, default=20250601)
-    parser.add_argument("--floor", type=float, default=None,
-                        help="exploration floor of the engine's policies (default: each policy's own)")
-    args = parser.parse_args()
-
+def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
+    """One world and stream: the table and checks of every policy; returns each policy's share of the oracle."""
     catalog = load_catalog(PACKAGE_ROOT / "data" / "catalog.yaml")
     spec = load_segment_spec(PACKAGE_ROOT / "data" / "segments.yaml")
     t0 = time.perf_counter()
-    world = make_world(catalog, spec, WorldSettings(n_patients=args.patients, seed=args.seed))
+    world = make_world(catalog, spec, WorldSettings(n_patients=args.patients, seed=seed))
+    print(f"\n=== seed {seed}")
     print(f"world: {len(world)} patients, {len(catalog)} nudges, {world.permitted.sum(axis=1).mean():.1f} permitted "
           f"per patient, mean completion probability {world.true_prob[world.permitted].mean():.3f} "
           f"({time.perf_counter() - t0:.1f}s)")
@@ -99,8 +96,8 @@ def main() -> None:
         "bandit (engine)": RankingRunner(PolicyKind.BANDIT, world, exploration_floor=args.floor),
     }
     try:
-        runners["MABWiser LinTS a=1 (default)"] = MabwiserLinTS(world, alpha=1.0, seed=args.seed)
-        runners["MABWiser LinTS a=0.25"] = MabwiserLinTS(world, alpha=0.25, seed=args.seed)
+        runners["MABWiser LinTS a=1 (default)"] = MabwiserLinTS(world, alpha=1.0, seed=seed)
+        runners["MABWiser LinTS a=0.25"] = MabwiserLinTS(world, alpha=0.25, seed=seed)
     except ImportError:
         print("mabwiser is not installed (pip install mabwiser): its rows are skipped")
     runners["oracle"] = OracleRunner()
@@ -108,7 +105,7 @@ def main() -> None:
     results: dict[str, tuple[float, float, float]] = {}
     for name, runner in runners.items():
         t = time.perf_counter()
-        log = run(world, {name: runner}, n_decisions=args.decisions, batch_size=1000, seed=args.seed)[name]
+        log = run(world, {name: runner}, n_decisions=args.decisions, batch_size=1000, seed=seed)[name]
         rewards, expected = log.cat("rewards"), log.cat("expected")
         results[name] = (float(rewards.mean()), float(expected[-10_000:].mean()), time.perf_counter() - t)
 
@@ -129,6 +126,28 @@ def main() -> None:
     checks += [(f"bandit above {n}", bandit > r[0]) for n, r in results.items() if n.startswith("MABWiser")]
     for label, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}")
+    return {name: cum / oracle for name, (cum, _, _) in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--decisions", type=int, default=50_000)
+    parser.add_argument("--patients", type=int, default=6000)
+    parser.add_argument("--seeds", "--seed", dest="seeds", default="20250601",
+                        help="comma-separated world and stream seeds (one run per seed)")
+    parser.add_argument("--floor", type=float, default=None,
+                        help="exploration floor of the engine's policies (default: each policy's own)")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    shares = {seed: run_seed(args, seed) for seed in seeds}
+    if len(seeds) > 1:
+        names = list(shares[seeds[0]])
+        print("\nshare of the oracle per seed")
+        print(f"{'policy':32s} " + " ".join(f"{s:>9d}" for s in seeds) + f" {'min':>7s}")
+        for name in names:
+            row = [shares[s][name] for s in seeds]
+            print(f"{name:32s} " + " ".join(f"{v:9.3f}" for v in row) + f" {min(row):7.3f}")
     print(f"total {time.perf_counter() - t0:.1f}s")
 
 
