@@ -43,7 +43,8 @@ def prepare(size: int, root: Path, *, clone_above: int = 100_000) -> Container:
     """The cached database of ``size`` patients (imported; above ``clone_above``, copies of that cohort)."""
     folder = root / f"build-{size}"
     ready_flag = folder / "prepared"
-    settings = ensure_dev_secrets(Settings(database_url=f"sqlite:///{folder / 'nudge.db'}", var_dir=folder))
+    settings = ensure_dev_secrets(Settings(database_url=f"sqlite:///{folder / 'nudge.db'}", var_dir=folder,
+                                           log_level="WARNING"))  # the spawned workers log at this level too
     container = Container(settings, clock=lambda: AS_OF)
     upgrade(container.engine)  # a database cached by an older version gets the newer migrations
     if not ready_flag.exists() and size > clone_above and size % clone_above == 0:
