@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from nudge_engine.bootstrap import Container, system_clock
 from nudge_engine.config import Settings
+from nudge_engine.domain.errors import InvalidInput
 from nudge_engine.services.build.cycle import BuildOptions, CycleSummary
 from nudge_engine.services.build.factory import build_cycle
 
@@ -55,6 +56,8 @@ def build_with_workers(
     ``pinned_now`` fixes the clock of the spawned workers too (benchmarks and tests); by default
     they read the system clock, as ``container`` is expected to.
     """
+    if workers > 1 and container.engine.dialect.name == "sqlite" and container.snapshot_uow_factory is None:
+        raise InvalidInput("workers: an in-memory SQLite database cannot be shared by several processes")
     cycle = build_cycle(container, worker=worker, options=options)
     if workers <= 1:
         return cycle.run(progress=progress)

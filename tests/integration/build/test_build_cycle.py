@@ -224,3 +224,9 @@ def test_two_worker_processes_from_the_cli_build_each_patient_once_and_choose_wh
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["finished"]
     assert _ready(world) == ready  # one worker, same inputs and day: the same queue
+
+
+def test_several_workers_on_an_in_memory_database_are_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(["build", "--workers", "2"], database_url="sqlite://", var_dir=tmp_path / "var")
+    assert result.exit_code == 2
+    assert "in-memory SQLite database cannot be shared" in result.output
