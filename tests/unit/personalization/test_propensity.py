@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nudge_engine.personalization.propensity import win_probability
 
@@ -57,3 +58,18 @@ def test_a_deterministic_arm_below_another_deterministic_arm_never_wins() -> Non
 def test_an_arm_outside_the_set_has_probability_zero() -> None:
     mask = np.array([[True, False]])
     assert win_probability(np.array([[0.1, 0.9]]), np.array([[0.1, 0.1]]), mask, np.array([1]))[0] == 0.0
+
+
+def test_an_arm_that_rarely_wins_gets_its_monte_carlo_chance() -> None:
+    # Thompson draws over 50 near-tied nudges: the lowest means win well under 1% of the time. Their
+    # propensities set the largest importance weights, so they must not be underestimated.
+    rng = np.random.default_rng(8)
+    mean = rng.normal(0.3, 0.05, (1, 50))
+    std = 0.03 * rng.uniform(0.5, 1.5, (1, 50))
+    mask = np.ones((1, 50), dtype=bool)
+    draws = mean + std * np.random.default_rng(9).standard_normal((400_000, 50))
+    wins = np.bincount(draws.argmax(axis=1), minlength=50) / len(draws)
+    rare = np.flatnonzero((wins > 0.002) & (wins < 0.01))
+    assert len(rare) >= 3
+    for j in rare:
+        assert win_probability(mean, std, mask, np.array([j]))[0] == pytest.approx(wins[j], rel=0.1)
