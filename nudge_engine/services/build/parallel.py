@@ -10,6 +10,8 @@ cycle finished. Each process uses one BLAS thread: the processes are the paralle
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -28,10 +30,28 @@ def _pinned(now: datetime | None) -> Callable[[], datetime]:
     return system_clock if now is None else (lambda: now)
 
 
+def _exit_with_parent() -> None:
+    """Stop when the process that spawned this worker is gone (killed, say): no orphan keeps building.
+
+    Stopping mid-shard is safe: nothing of an unstored shard is kept, and its reservation (held by a
+    process that no longer runs) goes to the next worker.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _join_cycle(settings: Settings, cycle_id: str, options: BuildOptions, worker: str,
                 now: datetime | None) -> CycleSummary:
     """A spawned worker's whole life: build shards of ``cycle_id`` until none is left."""
     from nudge_engine.logs import configure_logging
+
+    _exit_with_parent()
 
     configure_logging(level=settings.log_level, json=settings.log_json)
     container = Container(settings, clock=_pinned(now))

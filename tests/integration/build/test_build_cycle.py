@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy import func, select
 from nudge_engine.adapters.orm import (
     AuditRecordRow,
     BuildCycleRow,
+    BuildShardRow,
     PatientDecisionRow,
     PatientRow,
     ReadyNudgeRow,
@@ -230,3 +233,80 @@ def test_several_workers_on_an_in_memory_database_are_a_usage_error(tmp_path: Pa
     result = run_cli(["build", "--workers", "2"], database_url="sqlite://", var_dir=tmp_path / "var")
     assert result.exit_code == 2
     assert "in-memory SQLite database cannot be shared" in result.output
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _wait_for(condition: Callable[[], bool], *, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+_SLOW_PARENT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from tests.support.world import make_container
+    from nudge_engine.services.build.cycle import BuildCycle, BuildOptions
+    from nudge_engine.services.build.parallel import build_with_workers
+
+    real = BuildCycle._build_one_shard
+    def slowly(self, *args):  # this process only: the spawned worker builds at full speed
+        time.sleep(0.5)
+        return real(self, *args)
+    BuildCycle._build_one_shard = slowly
+    container = make_container(sys.argv[1], Path(sys.argv[2]))
+    build_with_workers(container, workers=2, worker="parent", options=BuildOptions(shard_size=1))
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads process children from /proc (Linux)")
+def test_a_spawned_build_worker_stops_when_its_parent_is_killed_and_a_rerun_finishes(
+    world: Container, database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    parent = subprocess.Popen([sys.executable, "-c", _SLOW_PARENT, database_url, str(tmp_path / "var")], cwd=PROJECT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def worker_is_building() -> bool:
+            """The spawned worker reserved a shard (SQLite: its pid is in the holder) or built one (PostgreSQL)."""
+            children = {str(c) for pid in _children(parent.pid) for c in (pid, *_children(pid))}
+            with world.uow() as uow:
+                shards = uow.session.execute(select(BuildShardRow.status, BuildShardRow.claimed_by)).all()
+            return any(by and ((status == "claimed" and by.split(":")[1] in children)
+                               or (status == "done" and by.endswith("/1"))) for status, by in shards)
+
+        assert _wait_for(worker_is_building), parent.communicate(timeout=60)
+        workers = [c for pid in _children(parent.pid) for c in (pid, *_children(pid))]
+        parent.send_signal(signal.SIGKILL)
+        parent.communicate(timeout=60)
+        assert _wait_for(lambda: all(_state(w) == "Z" for w in workers))  # exited (reaped or not)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    with world.uow() as uow:
+        open_shards = uow.session.scalar(select(func.count()).select_from(BuildShardRow)
+                                         .where(BuildShardRow.status != "done"))
+    assert open_shards  # the kill left the cycle unfinished
+    again = run_cli(["build", "--json", "--shard-size", "1"], database_url=database_url, var_dir=tmp_path / "var")
+    doc = json.loads(again.stdout)
+    assert doc["resumed"] and doc["finished"]
+    per_patient = _decisions_per_patient(world, doc["cycle_id"])
+    assert set(per_patient) == _living_patients(world) and set(per_patient.values()) == {1}
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"
