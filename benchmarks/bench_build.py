@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clone_cohort import clone  # beside this script
+from sqlalchemy import update
 
 from nudge_engine.adapters.migrations import upgrade
+from nudge_engine.adapters.orm import BuildCycleRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.config import Settings
 from nudge_engine.logs import configure_logging
@@ -47,6 +49,9 @@ def prepare(size: int, root: Path, *, clone_above: int = 100_000) -> Container:
                                            log_level="WARNING"))  # the spawned workers log at this level too
     container = Container(settings, clock=lambda: AS_OF)
     upgrade(container.engine)  # a database cached by an older version gets the newer migrations
+    with container.uow() as uow:  # a cycle left running by an interrupted benchmark would be resumed, not timed whole
+        uow.session.execute(update(BuildCycleRow).where(BuildCycleRow.status == "running").values(status="abandoned"))
+        uow.commit()
     if not ready_flag.exists() and size > clone_above and size % clone_above == 0:
         source = prepare(clone_above, root, clone_above=clone_above)
         source.dispose()
