@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from nudge_engine.adapters.orm import BuildCycleRow, BuildShardRow, new_id
 from nudge_engine.adapters.orm.patients import SHARD_KEYS
@@ -171,13 +172,16 @@ def reserve_shard(
     return None
 
 
+def _still_held(claim: ShardClaim, holder: str) -> tuple[ColumnElement[bool], ...]:
+    """The shard of ``claim``, while ``holder``'s reservation of it stands."""
+    return (BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no,
+            BuildShardRow.status == "claimed", BuildShardRow.claimed_by == holder)
+
+
 def complete_reserved_shard(session: Session, claim: ShardClaim, *, holder: str, now: datetime) -> bool:
     """Mark a reserved shard done if ``holder`` still holds it (in the transaction storing its work)."""
     done = session.execute(
-        update(BuildShardRow)
-        .where(BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no,
-               BuildShardRow.status == "claimed", BuildShardRow.claimed_by == holder)
-        .values(status="done", finished_at=now)
+        update(BuildShardRow).where(*_still_held(claim, holder)).values(status="done", finished_at=now)
         .returning(BuildShardRow.shard_no)
     ).first()
     return done is not None
@@ -186,10 +190,8 @@ def complete_reserved_shard(session: Session, claim: ShardClaim, *, holder: str,
 def release_reserved_shard(session: Session, claim: ShardClaim, *, holder: str) -> None:
     """Give a reservation back (its worker failed): the shard is pending for the next worker."""
     session.execute(
-        update(BuildShardRow)
-        .where(BuildShardRow.cycle_id == claim.cycle_id, BuildShardRow.shard_no == claim.shard_no,
-               BuildShardRow.status == "claimed", BuildShardRow.claimed_by == holder)
-        .values(status="pending", claimed_by=None, claimed_at=None)
+        update(BuildShardRow).where(*_still_held(claim, holder)).values(status="pending", claimed_by=None,
+                                                                        claimed_at=None)
     )
 
 

@@ -124,29 +124,20 @@ class BatchPlan:
         The top pick (rank 0) also carries what off-policy evaluation needs to replay the decision:
         the permitted and caution nudge ids and the behaviour context (see ``LoggedDecisions``).
         """
-        row = int(self.chosen_row[i])
-        comps = {
-            str(name): {"value": _number(float(v[i])), "weight": _number(self.weight_of(row, str(name)))}
-            for name, v in self.chosen_components.items()
-        }
-        doc: dict[str, Any] = {"components": comps, "explored": bool(self.chosen_explored[i])}
-        if self.chosen_rank[i] == 0:
-            doc["permitted"] = [self.nudge_ids[j] for j in np.flatnonzero(self.permitted[row])]
-            doc["caution"] = [self.nudge_ids[j] for j in np.flatnonzero(self.caution[row])]
-            doc["context"] = _numbers(self.behaviour[row])
-        return doc
+        return self.components_records([i])[0]
 
-    def components_records(self) -> list[dict[str, Any]]:
-        """``components_record(i)`` for every chosen row at once, read column by column (the build's path)."""
-        rows = self.chosen_row
+    def components_records(self, chosen: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """``components_record(i)`` for each chosen row ``i`` (all by default), read column by column."""
+        picked = np.arange(len(self.chosen_row)) if chosen is None else np.asarray(chosen, dtype=np.intp)
+        rows = self.chosen_row[picked]
         n = len(rows)
         columns = []
         for name, values in self.chosen_components.items():
             key = str(name)
             weights = (_numbers(np.asarray(self.row_weights[key], dtype=np.float64)[rows]) if key in self.row_weights
                        else [_number(float(self.weights.get(key, 0.0)))] * n)
-            columns.append((key, _numbers(np.asarray(values, dtype=np.float64)), weights))
-        explored, top = self.chosen_explored.tolist(), (self.chosen_rank == 0).tolist()
+            columns.append((key, _numbers(np.asarray(values, dtype=np.float64)[picked]), weights))
+        explored, top = self.chosen_explored[picked].tolist(), (self.chosen_rank[picked] == 0).tolist()
         records: list[dict[str, Any]] = []
         for i in range(n):
             doc: dict[str, Any] = {

@@ -165,8 +165,7 @@ class PlannedShard:
     claim: ShardClaim
     as_of: datetime
     now: datetime  # when it was computed: the time its rows and records carry
-    outcomes: list[PatientOutcome]
-    prepared: PreparedOutcomes | None
+    prepared: PreparedOutcomes | None  # the outcomes and their rows; None when no patient lives in the shard
     assignment: ArmAssignment | None
     tally: CycleSummary
 
@@ -335,7 +334,7 @@ class BuildCycle:
         tally = CycleSummary(claim.cycle_id, resumed=False)
         loaded = load_shard(session, claim, as_of=as_of, catalog=self.catalog, windows=self.windows)
         if not loaded.patient_ids:
-            return PlannedShard(claim, as_of, as_of, [], None, None, tally)  # no living patient in the shard
+            return PlannedShard(claim, as_of, as_of, None, None, tally)
         batch = loaded.batch
         guard = ShardGuardrails(self.ruleset, loaded.clinical, self.nudges, self.nudge_columns, as_of=as_of)
         assignment = assign(self.experiments, loaded.patient_ids, programmes=batch.programme, flags=batch.flags,
@@ -374,13 +373,13 @@ class BuildCycle:
         now = self.clock()
         prepared = prepare_outcomes(done, cycle_id=claim.cycle_id, now=now, ruleset_digest=self.ruleset.digest,
                                     model_version=self.policy.version)
-        return PlannedShard(claim, as_of, now, done, prepared, assignment, tally)
+        return PlannedShard(claim, as_of, now, prepared, assignment, tally)
 
     def write_shard(self, session: Session, planned: PlannedShard, summary: CycleSummary) -> None:
         """Store a planned shard (decisions, queue, reviews, audit records) and add its counts to ``summary``."""
         if planned.assignment is None or planned.prepared is None:
             return
-        exposed = np.array([bool(o.chosen or o.withheld) for o in planned.outcomes], dtype=bool)
+        exposed = np.array([bool(o.chosen or o.withheld) for o in planned.prepared.outcomes], dtype=bool)
         record_assignments(session, self.experiments, planned.assignment, exposed=exposed, now=planned.as_of)
         counts = write_outcomes(
             session, planned.prepared, cycle_id=planned.claim.cycle_id, now=planned.now,
