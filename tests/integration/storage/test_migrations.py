@@ -37,3 +37,23 @@ def test_autogenerate_against_head_finds_no_difference_from_the_models(empty_dat
         assert diff == []
     finally:
         engine.dispose()
+
+
+def test_every_table_after_the_migrations_has_the_primary_key_and_row_storage_its_model_declares(
+    empty_database_url: str,
+) -> None:
+    # Autogenerate compares neither primary keys nor SQLite's WITHOUT ROWID: checked here instead.
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade(engine)
+        found = inspect(engine)
+        for name, table in Base.metadata.tables.items():
+            assert found.get_pk_constraint(name)["constrained_columns"] == [c.name for c in table.primary_key], name
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                stored = {name: "WITHOUT ROWID" in sql.upper() for name, sql in conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+            for name, table in Base.metadata.tables.items():
+                assert stored[name] == (table.dialect_options["sqlite"]["with_rowid"] is False), name
+    finally:
+        engine.dispose()
