@@ -26,7 +26,9 @@ write lock from its ``BEGIN``. The lock is released at COMMIT or ROLLBACK:
   that could fall behind;
 - concurrent writers queue on the head row only between their ``append`` and their commit, once
   per transaction, not once per record. Use cases therefore append once, as their last step
-  before ``commit()``: a build shard appends thousands of decisions with one lock.
+  before ``commit()``: a build shard appends thousands of decisions with one lock. API requests go
+  one step further with :meth:`AuditTrail.append_and_commit`: on PostgreSQL their records and the
+  COMMIT reach the server in one message, so the head is locked for no client round trip at all.
 
 Sequence numbers are dense (1, 2, 3 ...), so a deleted record is a visible gap, and the head row
 tells where the trail must end. Signed checkpoints (:mod:`nudge_engine.audit.checkpoints`) pin the
@@ -37,10 +39,11 @@ somebody who could rewrite the table and the head row.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, literal_column, text, update
@@ -54,6 +57,9 @@ from nudge_engine.audit.model import ActorRole, AuditEvent, EventType
 from nudge_engine.audit.verify import VerifyResult, verify_trail
 from nudge_engine.config import Settings
 from nudge_engine.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from nudge_engine.adapters.unit_of_work import UnitOfWork
 
 __all__ = ["ActorRole", "AuditEvent", "AuditTrail", "EventType", "VerifyResult"]
 
@@ -78,8 +84,7 @@ INSERT_RECORDS = insert(_records)
 # and returns the previous hash, and the record's hash is sha256(head || prev_hash || mid || seq ||
 # tail) over the canonical bytes that ``record_splice`` cut around those two values. Returns no row
 # only before the very first append (no head row yet).
-APPEND_ONE = text(
-    """
+_APPEND_ONE_SQL = """
 WITH old AS (
     SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
 ), moved AS (
@@ -97,13 +102,17 @@ INSERT INTO audit_records (seq, recorded_at, event_type, actor_role, actor_id, p
 SELECT moved.seq, :r_recorded_at, :r_event_type, :r_actor_role, :r_actor_id, :r_patient_ref, :r_nudge_id,
        :r_decision, CAST(:r_rule_ids AS json), :r_ruleset_digest, CAST(:r_details AS json), moved.prev_hash,
        moved.hash
-FROM moved
+FROM {rows}
 RETURNING seq
 """
-).bindparams(
+_SPLICE_PARAMS = (
     bindparam("p_head", type_=LargeBinary()), bindparam("p_mid", type_=LargeBinary()),
     bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
 )
+APPEND_ONE = text(_APPEND_ONE_SQL.format(rows="moved")).bindparams(*_SPLICE_PARAMS)
+# The same, inserting a row whatever happens: without a head row its seq is null and the statement fails
+# (the message it is sent in, see ``AuditTrail.append_and_commit``, then stops before its COMMIT).
+APPEND_ONE_OR_FAIL_SQL = _APPEND_ONE_SQL.format(rows="(SELECT 1) AS one LEFT JOIN moved ON true")
 
 
 # SQLite, one record: inserted with its hash (``audit_record_hash``, registered on the connection by
@@ -186,6 +195,36 @@ class AuditTrail:
 
         return cls(signing_key=signing_key_bytes(settings), checkpoint_dir=settings.resolved_checkpoint_dir)
 
+    def append_and_commit(self, uow: UnitOfWork, events: Sequence[AuditEvent], *, now: datetime) -> None:
+        """Chain ``events`` as the use case's last step, then commit ``uow``: :meth:`append` and ``uow.commit()``.
+
+        On PostgreSQL, once this database connection has seen the chain head, the records and the
+        COMMIT go to the server in **one** message (:func:`_committing_message`): the head's row lock,
+        which every audited request queues on, is then held only while the server runs them. Sent
+        apart, the lock was also held while this thread, back from the append, waited for the
+        interpreter lock to send COMMIT (milliseconds behind the other request threads of a busy
+        worker): what the waiting serves queued behind, most of the time. Nothing of the session
+        is left to write after that COMMIT (pending ORM changes are flushed first). A failing record
+        (no head row: :data:`APPEND_ONE_OR_FAIL_SQL`) stops the message before its COMMIT, so nothing is
+        committed and the unit of work rolls back, as with :meth:`append` and ``commit()``.
+        """
+        session = uow.session
+        connection = session.connection()
+        pooled = connection.connection
+        postgres = connection.dialect.name == "postgresql"
+        if postgres and pooled.info.get(_HEAD_SEEN) and 0 < len(events) <= MAX_IN_ONE_MESSAGE:
+            session.flush()
+            message, creates = _committing_message(connection, events, now)
+            connection.exec_driver_sql(message, execution_options={"no_parameters": True}).close()
+            if creates:
+                pooled.info[SESSION_FUNCTION] = True  # committed with the records
+            uow.commit()  # the server's transaction has ended: this ends the session's (no statement sent)
+            return
+        self.append(session, events, now=now)
+        uow.commit()
+        if postgres and events:
+            pooled.info[_HEAD_SEEN] = True  # committed records: the head row exists
+
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
 
@@ -244,9 +283,8 @@ class AuditTrail:
         connection.execute(SEAL, {"b_hash": prev, "b_now": now})
 
 
-def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, now: datetime) -> None:
-    """One record: on PostgreSQL reserved, hashed, inserted and sealed by :data:`APPEND_ONE`; on SQLite
-    inserted by :data:`INSERT_ONE` and sealed by :data:`SEAL_AT`."""
+def _one_params(event: AuditEvent, *, recorded_at: str, now: datetime) -> dict[str, Any]:
+    """The bound values of :data:`APPEND_ONE` (and :data:`INSERT_ONE`) for ``event``."""
     rule_ids = json_text(list(event.rule_ids))
     details = json_text(dict(event.details))
     head, mid, tail = record_splice(
@@ -254,17 +292,69 @@ def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, 
         actor_id=event.actor_id, patient_ref=event.patient_ref, nudge_id=event.nudge_id, decision=event.decision,
         rule_ids_json=rule_ids, ruleset_digest=event.ruleset_digest, details_json=details,
     )
-    params = {
+    return {
         "p_head": head, "p_mid": mid, "p_tail": tail, "r_recorded_at": now, "r_event_type": event.event_type,
         "r_actor_role": event.actor_role, "r_actor_id": event.actor_id, "r_patient_ref": event.patient_ref,
         "r_nudge_id": event.nudge_id, "r_decision": event.decision, "r_rule_ids": rule_ids,
         "r_ruleset_digest": event.ruleset_digest, "r_details": details,
     }
+
+
+def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, now: datetime) -> None:
+    """One record: on PostgreSQL reserved, hashed, inserted and sealed by :data:`APPEND_ONE`; on SQLite
+    inserted by :data:`INSERT_ONE` and sealed by :data:`SEAL_AT`."""
+    params = _one_params(event, recorded_at=recorded_at, now=now)
     if connection.dialect.name == "sqlite":
         _append_one_sqlite(connection, params, now)
     elif connection.execute(APPEND_ONE, params).first() is None:  # no head yet: create it, then append
         _reserve(connection, 0, now)
         connection.execute(APPEND_ONE, params).one()
+
+
+MAX_IN_ONE_MESSAGE = 16  # records an API request appends (a build shard's thousands go the bulk way)
+_HEAD_SEEN = "audit_chain_head_seen"
+# :data:`APPEND_ONE_OR_FAIL_SQL` in a PL/pgSQL function of the database session (``pg_temp``: no schema
+# change, gone with the connection). PL/pgSQL plans its statement once per session and keeps the plan,
+# so a message that calls it with literal values costs the server about what a prepared statement
+# does. (Not a prepared statement: psycopg deallocates all of those on every rollback.)
+SESSION_FUNCTION = "pg_temp.nudge_audit_append_one"
+_FUNCTION_PARAMS = (
+    ("p_head", "bytea"), ("p_mid", "bytea"), ("p_tail", "bytea"), ("r_recorded_at", "timestamptz"),
+    ("r_event_type", "text"), ("r_actor_role", "text"), ("r_actor_id", "text"), ("r_patient_ref", "text"),
+    ("r_nudge_id", "text"), ("r_decision", "text"), ("r_rule_ids", "text"), ("r_ruleset_digest", "text"),
+    ("r_details", "text"),
+)
+_POSITION = {name: f"${i}" for i, (name, _) in enumerate(_FUNCTION_PARAMS, start=1)}
+CREATE_SESSION_FUNCTION = (
+    f"CREATE FUNCTION {SESSION_FUNCTION} ({', '.join(kind for _, kind in _FUNCTION_PARAMS)}) RETURNS void "
+    "LANGUAGE plpgsql AS $function$\nBEGIN\n"
+    + re.sub(r"(?<!:):([a-z_]+)", lambda m: _POSITION[m.group(1)],
+             APPEND_ONE_OR_FAIL_SQL.replace("RETURNING seq", "").strip())
+    + ";\nEND\n$function$"
+)
+CALL_SESSION_FUNCTION = f"SELECT {SESSION_FUNCTION} ({', '.join('%s' for _ in _FUNCTION_PARAMS)})"
+
+
+def _committing_message(connection: Connection, events: Sequence[AuditEvent], now: datetime) -> tuple[str, bool]:
+    """``SELECT pg_temp.nudge_audit_append_one(...); ...; COMMIT``: one record per call, then the COMMIT,
+    and whether the message also creates the function (the connection's first such message).
+
+    Values are rendered as literals by psycopg (client-side binding, the driver's own quoting): a
+    message without bound parameters goes by the simple query protocol, which allows several
+    statements in one message. Each record chains onto the head its predecessor moved in this
+    transaction. The function is created by the first message on a connection and commits with it.
+    """
+    from psycopg import ClientCursor
+
+    pooled = connection.connection
+    cursor = ClientCursor(pooled.driver_connection)  # type: ignore[arg-type]
+    recorded_at = timestamp(now)
+    creates = not pooled.info.get(SESSION_FUNCTION)
+    statements = [CREATE_SESSION_FUNCTION] if creates else []
+    for event in events:
+        params = _one_params(event, recorded_at=recorded_at, now=now)
+        statements.append(cursor.mogrify(CALL_SESSION_FUNCTION, [params[name] for name, _ in _FUNCTION_PARAMS]))
+    return ";\n".join([*statements, "COMMIT"]), creates
 
 
 def _append_one_sqlite(connection: Connection, params: dict[str, Any], now: datetime) -> None:

@@ -685,8 +685,7 @@ class DeliveryService:
                     AuditEvent(EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id,
                                decision="none", details=details)
                 )
-            self._audit.append(session, work.events, now=now)
-            uow.commit()
+            self._audit.append_and_commit(uow, work.events, now=now)  # last: the chain head is held briefly
         if served is not None:
             self._observer.served(served.nudge)
         return served

@@ -158,11 +158,11 @@ class EventRecorder:
                     return RecordedEvent(_quarantined_body(aside), replayed=False, set_aside=aside)
                 if event.nudge_id is not None and not _was_served(uow.session, patient_id, event.nudge_id):
                     raise NotFound("nudge not found")
-                body = self._store(
+                body, audited = self._store(
                     uow.session, patient_id=patient_id, event=event, key=idempotency_key, fingerprint=fingerprint,
                     actor_id=actor_id, now=now,
                 )
-                uow.commit()
+                self._audit.append_and_commit(uow, [audited], now=now)
                 return RecordedEvent(body, replayed=False)
         except sa_exc.IntegrityError:
             if idempotency_key is None:
@@ -190,7 +190,8 @@ class EventRecorder:
     def _store(
         self, session: Session, *, patient_id: str, event: EventInput, key: str | None, fingerprint: str,
         actor_id: str | None, now: datetime,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], AuditEvent]:
+        """Store the event with the answer to replay; returns that answer and the event's audit record."""
         event_id = new_id()
         kind = EventKind(event.kind)
         body: dict[str, Any] = {
@@ -211,13 +212,9 @@ class EventRecorder:
         minutes = (event.properties or {}).get("minutes")
         if kind is EventKind.ACTIVITY and isinstance(minutes, int) and not isinstance(minutes, bool):
             details["minutes"] = minutes
-        self._audit.append(
-            session,
-            [AuditEvent(_AUDIT_TYPE[kind], "service", actor_id=actor_id, patient_ref=patient_id,
-                        nudge_id=event.nudge_id, details=details)],
-            now=now,
-        )
-        return body
+        audited = AuditEvent(_AUDIT_TYPE[kind], "service", actor_id=actor_id, patient_ref=patient_id,
+                             nudge_id=event.nudge_id, details=details)
+        return body, audited
 
 
 def _quarantined_body(aside: SetAside) -> dict[str, Any]:

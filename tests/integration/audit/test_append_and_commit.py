@@ -1,0 +1,139 @@
+"""``AuditTrail.append_and_commit``: the last step of a request's unit of work, on every backend.
+
+On PostgreSQL the records and the COMMIT travel in one message once the connection has seen the
+chain head; these tests pin that the result is the same chain ``append`` + ``commit`` makes, and
+that a record that cannot be chained commits nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from nudge_engine.adapters.orm import PatientRow, new_id
+from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
+from nudge_engine.adapters.unit_of_work import UnitOfWorkFactory
+from nudge_engine.audit.trail import SESSION_FUNCTION, AuditEvent, AuditTrail, EventType
+from tests.integration.audit.conftest import NOW
+from tests.integration.audit.trail_kit import new_signing_key
+
+
+def _served(patient: str, n: int = 1) -> list[AuditEvent]:
+    return [
+        AuditEvent(EventType.SERVED, "service", actor_id="token-1", patient_ref=patient, nudge_id=f"walk-{i}",
+                   decision="deliver", rule_ids=("EX-03",), ruleset_digest="sha256:" + "ab" * 32,
+                   details={"delivery_id": new_id(), "rechecked": i % 2 == 0, "cautions": i, "age": 93})
+        for i in range(n)
+    ]
+
+
+def _enrol(session: Session, patient: str) -> None:
+    session.execute(insert(PatientRow), [{"id": patient, "shard_key": 7, "created_at": NOW}])
+
+
+def test_state_changes_and_their_records_commit_together_and_the_chain_verifies(
+    engine: Engine, tmp_path: Path
+) -> None:
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    patients = [new_id() for _ in range(6)]
+    for i, patient in enumerate(patients):  # the first sees no head yet; the later ones go in one message
+        with uows() as uow:
+            _enrol(uow.session, patient)
+            trail.append_and_commit(uow, _served(patient, n=1 + i % 3), now=NOW)
+        for _ in range(6):  # rolled-back reads in between (psycopg then deallocates its prepared statements)
+            with uows() as uow:
+                uow.session.execute(select(PatientRow.id).where(PatientRow.id == patient)).one()
+    with uows() as uow:
+        s = uow.session
+        assert s.scalar(select(func.count()).select_from(PatientRow)) == len(patients)
+        seqs = s.scalars(select(AuditRecordRow.seq).order_by(AuditRecordRow.seq)).all()
+        assert seqs == list(range(1, 1 + sum(1 + i % 3 for i in range(len(patients)))))
+        head = s.get(AuditChainHeadRow, 1)
+        assert head is not None and head.seq == seqs[-1]
+        if engine.dialect.name == "postgresql":  # later appends went the one-message way: it made the function
+            made = text("SELECT count(*) FROM pg_proc WHERE proname = :n AND pronamespace = pg_my_temp_schema()")
+            assert s.scalar(made, {"n": SESSION_FUNCTION.removeprefix("pg_temp.")}) == 1
+        row = s.scalars(select(AuditRecordRow).where(AuditRecordRow.seq == seqs[-1])).one()
+        assert row.recorded_at == NOW and row.details["age"] == "90+" and row.rule_ids == ["EX-03"]
+        trail.checkpoint(s, now=NOW)
+        uow.commit()
+        result = trail.verify(s)
+    assert result.ok, result
+    assert result.records_checked == len(seqs)
+
+
+def test_a_record_that_cannot_be_chained_commits_nothing(engine: Engine, tmp_path: Path) -> None:
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    with uows() as uow:
+        trail.append_and_commit(uow, _served(new_id()), now=NOW)
+    with uows() as uow:  # the head row vanishes (on PostgreSQL the connection has already seen it)
+        head = uow.session.execute(select(AuditChainHeadRow.seq, AuditChainHeadRow.hash)).one()
+        uow.session.execute(delete(AuditChainHeadRow))
+        uow.commit()
+    patient = new_id()
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError), uows() as uow:
+            _enrol(uow.session, patient)
+            trail.append_and_commit(uow, _served(patient, n=2), now=NOW)
+        with uows() as uow:
+            assert uow.session.get(PatientRow, patient) is None
+            assert uow.session.scalar(select(func.count()).select_from(AuditRecordRow)) == 1
+            uow.session.add(AuditChainHeadRow(id=1, seq=head.seq, hash=head.hash, updated_at=NOW))  # put back
+            uow.commit()
+        with uows() as uow:  # the same connection, its session function kept through the rollback
+            _enrol(uow.session, patient)
+            trail.append_and_commit(uow, _served(patient, n=2), now=NOW)
+        with uows() as uow:
+            assert uow.session.get(PatientRow, patient) is not None
+            trail.checkpoint(uow.session, now=NOW)
+            uow.commit()
+            result = trail.verify(uow.session)
+        assert result.ok, result
+        assert result.records_checked == 3
+    else:  # SQLite appends in statements: a missing head is created again, and seq 1 is then taken
+        with pytest.raises(DBAPIError), uows() as uow:
+            _enrol(uow.session, patient)
+            trail.append_and_commit(uow, _served(patient), now=NOW)
+        with uows() as uow:
+            assert uow.session.get(PatientRow, patient) is None
+
+
+def test_concurrent_requests_leave_one_dense_verifiable_chain(engine: Engine, tmp_path: Path) -> None:
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    errors: list[BaseException] = []
+
+    def request_loop(worker: int) -> None:
+        try:
+            for n in range(12):
+                patient = new_id()
+                with uows() as uow:
+                    _enrol(uow.session, patient)
+                    trail.append_and_commit(uow, _served(patient, n=1 + (worker + n) % 2), now=NOW)
+        except BaseException as exc:  # surfaced by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request_loop, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    expected = sum(1 + (w + n) % 2 for w in range(6) for n in range(12))
+    with uows() as uow:
+        s = uow.session
+        assert s.scalars(select(AuditRecordRow.seq).order_by(AuditRecordRow.seq)).all() == list(
+            range(1, expected + 1)
+        )
+        assert s.scalar(select(func.count()).select_from(PatientRow)) == 72
+        trail.checkpoint(s, now=NOW)
+        uow.commit()
+        result = trail.verify(s)
+    assert result.ok, result
