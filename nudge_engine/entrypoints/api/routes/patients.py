@@ -10,10 +10,12 @@ from email.message import Message
 from functools import partial
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from nudge_engine.domain.nudge import Nudge
 from nudge_engine.entrypoints.api.auth import Principal, Role, require_role
 from nudge_engine.entrypoints.api.dependencies import ApiServices, get_services
 from nudge_engine.entrypoints.api.errors import UnsupportedMediaType, error_responses
@@ -31,6 +33,7 @@ from nudge_engine.entrypoints.api.schemas import (
 )
 from nudge_engine.personalization.agenda import OVERRIDE_FORMAT, parse_weight_overrides
 from nudge_engine.personalization.scoring import COMPONENT_NAMES
+from nudge_engine.services.delivery import ServedNudge
 from nudge_engine.services.events import EventInput
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -80,16 +83,30 @@ async def next_nudge(
     ))
     if served is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    n = served.nudge
-    return json_response(NextNudgeRead(
-        delivery_id=served.delivery_id,
-        nudge=NudgeContentRead(
+    return Response(next_nudge_body(served), media_type="application/json")
+
+
+_CONTENT: dict[Nudge, bytes] = {}  # a nudge's NudgeContentRead JSON, made once per catalog nudge
+
+
+def next_nudge_body(served: ServedNudge) -> bytes:
+    """:class:`NextNudgeRead` as JSON, byte for byte what ``model_dump_json`` writes (a test pins it), without
+    validating a model per serve: the nudge's part is rendered by pydantic once per nudge, the rest by orjson."""
+    content = _CONTENT.get(served.nudge)
+    if content is None:
+        n = served.nudge
+        content = NudgeContentRead(
             id=n.id, category=n.category, intensity=n.intensity, duration_min=n.duration_min,
             tags=sorted(n.tags), title=n.title, body=n.body,
-        ),
-        caution=list(served.caution),
-        served_at=served.served_at,
-        expires_at=served.expires_at,
+        ).model_dump_json().encode()
+        if len(_CONTENT) >= 4096:  # a reloaded catalog brings new objects; the old ones go
+            _CONTENT.clear()
+        _CONTENT[served.nudge] = content
+    return b"".join((
+        b'{"delivery_id":', orjson.dumps(served.delivery_id), b',"nudge":', content,
+        b',"caution":', orjson.dumps(list(served.caution)),
+        b',"served_at":', orjson.dumps(served.served_at, option=orjson.OPT_UTC_Z),
+        b',"expires_at":', orjson.dumps(served.expires_at, option=orjson.OPT_UTC_Z), b"}",
     ))
 
 
