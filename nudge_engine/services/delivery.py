@@ -119,6 +119,9 @@ MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the ser
             ruleset_digest=bindparam("b_digest"))
     .returning(_r.caution, _r.ruleset_digest)
 )
+MARK_SUPERSEDED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
+    status="superseded"
+)
 MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
     status="expired"
 )
@@ -839,8 +842,4 @@ def _flagged(session: Session, patient_id: str, nudge_id: str) -> bool:
 
 def supersede_rows(session: Session, ids: Sequence[str]) -> None:
     if ids:
-        session.execute(
-            update(ReadyNudgeRow)
-            .where(ReadyNudgeRow.id.in_(list(ids)), ReadyNudgeRow.status == "ready")
-            .values(status="superseded")
-        )
+        session.execute(MARK_SUPERSEDED, {"ids": list(ids)})
