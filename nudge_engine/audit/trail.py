@@ -221,9 +221,12 @@ class AuditTrail:
             uow.commit()  # the server's transaction has ended: this ends the session's (no statement sent)
             return
         self.append(session, events, now=now)
+        may_create = postgres and events and _HEAD_SEEN not in pooled.info and _may_create_temp(connection)
         uow.commit()
         if postgres and events:
-            pooled.info[_HEAD_SEEN] = True  # committed records: the head row exists
+            # committed records: the head row exists. Without the right to create the session function
+            # (TEMPORARY revoked), this connection keeps appending and committing apart.
+            pooled.info[_HEAD_SEEN] = pooled.info.get(_HEAD_SEEN, False) or bool(may_create)
 
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
@@ -332,7 +335,13 @@ CREATE_SESSION_FUNCTION = (
              APPEND_ONE_OR_FAIL_SQL.replace("RETURNING seq", "").strip())
     + ";\nEND\n$function$"
 )
+TEMP_ALLOWED = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
 CALL_SESSION_FUNCTION = f"SELECT {SESSION_FUNCTION} ({', '.join('%s' for _ in _FUNCTION_PARAMS)})"
+
+
+def _may_create_temp(connection: Connection) -> bool:
+    """Whether this session may create the function in ``pg_temp`` (asked once per connection)."""
+    return bool(connection.exec_driver_sql(TEMP_ALLOWED).scalar())
 
 
 def _committing_message(connection: Connection, events: Sequence[AuditEvent], now: datetime) -> tuple[str, bool]:

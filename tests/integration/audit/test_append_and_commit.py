@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from nudge_engine.adapters.orm import PatientRow, new_id
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
 from nudge_engine.adapters.unit_of_work import UnitOfWorkFactory
+from nudge_engine.audit import trail as trail_module
 from nudge_engine.audit.trail import SESSION_FUNCTION, AuditEvent, AuditTrail, EventType
 from tests.integration.audit.conftest import NOW
 from tests.integration.audit.trail_kit import new_signing_key
@@ -137,3 +138,26 @@ def test_concurrent_requests_leave_one_dense_verifiable_chain(engine: Engine, tm
         uow.commit()
         result = trail.verify(s)
     assert result.ok, result
+
+
+def test_without_the_right_to_create_temporary_objects_records_and_commit_go_apart(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trail_module, "_may_create_temp", lambda connection: False)  # TEMPORARY revoked
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    for n in (1, 2, 1):
+        with uows() as uow:
+            patient = new_id()
+            _enrol(uow.session, patient)
+            trail.append_and_commit(uow, _served(patient, n=n), now=NOW)
+    with uows() as uow:
+        s = uow.session
+        if engine.dialect.name == "postgresql":
+            made = text("SELECT count(*) FROM pg_proc WHERE proname = :n AND pronamespace = pg_my_temp_schema()")
+            assert s.scalar(made, {"n": SESSION_FUNCTION.removeprefix("pg_temp.")}) == 0
+        trail.checkpoint(s, now=NOW)
+        uow.commit()
+        result = trail.verify(s)
+    assert result.ok, result
+    assert result.records_checked == 4
