@@ -60,11 +60,14 @@ def test_estimates_recover_the_true_value_from_uniformly_logged_decisions(world:
     target = RankingPolicy(PolicyKind.BANDIT, trainer.baseline, trainer.bandit, greedy=True)
     truth = float(target.expected_value(logged.ranking_input(), world.true_prob[rows],
                                         rng=np.random.default_rng(0)).mean())
-    estimates, overlap = estimate(logged, target, n_boot=200)
-    for e in estimates.values():
+    estimates, overlap = estimate(logged, target, n_boot=200, n_refit=5)
+    for name in ("ips", "snips", "dr"):
+        e = estimates[name]
         assert e.value == pytest.approx(truth, rel=0.1)
         assert e.low <= e.value <= e.high
     assert overlap.mean_weight == pytest.approx(1.0, abs=0.1)
+    # Enough overlap: the tool says to read DR.
+    assert overlap.ess >= 500 and overlap.recommended == "dr"
 
 
 def test_little_overlap_raises_a_warning(world: World) -> None:
@@ -72,9 +75,52 @@ def test_little_overlap_raises_a_warning(world: World) -> None:
                                                                                   exploration_floor=0.01)},
                                                          n_decisions=5000, seed=5)["l"])
     target = RankingPolicy(PolicyKind.RANDOM, RankingRunner(PolicyKind.BASELINE, world).baseline)
-    _, overlap = estimate(logged, target, n_boot=50)
+    estimates, overlap = estimate(logged, target, n_boot=50, n_refit=5)
     assert any("effective sample size" in w for w in overlap.warnings)
     assert overlap.ess < 500
+    # Thin support: the tool says to read the model-based WDM, and says why.
+    assert overlap.recommended == "wdm" and "wdm" in estimates and "effective sample" in overlap.reason
+    assert estimates["wdm"].low <= estimates["wdm"].high
+
+
+def test_action_probabilities_agree_with_the_policys_expected_value(world: World) -> None:
+    from nudge_engine.personalization.ope import action_probabilities
+
+    trainer = RankingRunner(PolicyKind.BANDIT, world)
+    run(world, {"t": trainer}, n_decisions=3000, seed=3)
+    inp = world.ranking_input(np.arange(300))
+    values = np.random.default_rng(0).random(inp.permitted.shape)
+    for policy in (RankingPolicy(PolicyKind.BANDIT, trainer.baseline, trainer.bandit, greedy=True),
+                   RankingPolicy(PolicyKind.BANDIT, trainer.baseline, trainer.bandit),
+                   RankingPolicy(PolicyKind.BASELINE, trainer.baseline),
+                   RankingPolicy(PolicyKind.RANDOM, trainer.baseline)):
+        pi = action_probabilities(policy, inp, rng=np.random.default_rng(5), n_samples=16)
+        assert pi is not None
+        assert np.allclose(pi.sum(axis=1), 1.0) and not pi[~inp.permitted].any()
+        expected = policy.expected_value(inp, values, rng=np.random.default_rng(5), n_samples=16)
+        assert np.allclose((pi * values).sum(axis=1), expected)
+    assert action_probabilities(object(), inp, rng=np.random.default_rng(0)) is None  # type: ignore[arg-type]
+
+
+def test_the_weighted_reward_model_follows_the_rows_it_weights() -> None:
+    from nudge_engine.personalization.context import BEHAVIOUR_FEATURES
+    from nudge_engine.personalization.ope import mrdr_weights, reward_model
+
+    assert np.array_equal(mrdr_weights(np.array([0.0, 0.5, 1.0, 3.0])), [0.0, 0.0, 0.0, 6.0])
+    # One nudge, two kinds of rows: the weighted fit follows the heavily weighted rows' rewards.
+    n = 4000
+    rng = np.random.default_rng(1)
+    heavy = np.arange(n) % 2 == 0
+    logged = LoggedDecisions(
+        np.zeros((n, len(BEHAVIOUR_FEATURES))), np.zeros((n, 1), dtype=bool), ("s",), ("a",),
+        np.zeros(1, dtype=np.int8), np.zeros(1),
+        np.ones((n, 1), dtype=bool), np.zeros((n, 1), dtype=bool), np.zeros(n, dtype=np.intp),
+        np.where(heavy, rng.random(n) < 0.6, rng.random(n) < 0.2).astype(np.float64), np.ones(n),
+    )
+    plain = reward_model(logged).mean()
+    weighted = reward_model(logged, weights=np.where(heavy, 100.0, 1.0)).mean()
+    assert plain == pytest.approx(0.4, abs=0.05)
+    assert weighted == pytest.approx(0.6 * 100 / 101 + 0.2 / 101, abs=0.05)
 
 
 def test_logged_decisions_round_trip_and_are_checked(world: World, tmp_path: Path) -> None:
