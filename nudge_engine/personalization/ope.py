@@ -144,8 +144,15 @@ def overlap(
     *,
     min_ess: float = 500.0,
     max_share: float = 0.05,
+    concentration: float | None = None,
+    min_concentration: float = 0.5,
 ) -> Overlap:
-    """Overlap diagnostics of importance weights, with a warning for each sign of thin support."""
+    """Overlap diagnostics of importance weights, with a warning for each sign of thin support.
+
+    ``concentration`` is the target's mean Σ_a π(a|x)² (1 for a deterministic policy, 1/|permitted| for a
+    uniform one), known when WDM was computed: WDM is read under thin support only for a (near-)deterministic
+    target, the case its MRDR weights are derived for; otherwise DR stays the estimator to read.
+    """
     n = len(weights)
     ess = float(weights.sum() ** 2 / max((weights**2).sum(), 1e-300))
     acting = target > 0
@@ -162,6 +169,9 @@ def overlap(
         warnings.append(f"mean weight {mean_w:.2f} is not ≈1: the logging policy may not cover the target's actions")
     if ess >= min_ess:
         recommended, reason = "dr", f"effective sample {ess:.0f} ≥ {min_ess:.0f}: importance weighting has support"
+    elif concentration is None or concentration < min_concentration:
+        recommended, reason = "dr", (f"effective sample {ess:.0f} < {min_ess:.0f}, and the target is not "
+                                     "(near-)deterministic, which WDM needs: no estimate here is reliable")
     else:
         recommended, reason = "wdm", (f"effective sample {ess:.0f} < {min_ess:.0f}: importance weights rest on a few "
                                       "rewards; WDM pools them through a weighted reward model (model-based)")
@@ -289,9 +299,10 @@ def estimate(
         "dr": Estimate("dr", float(dr_terms.mean()), *interval(dr_b)),
     }
     pi = action_probabilities(target, inp, rng=np.random.default_rng(seed))
-    if pi is not None:
-        estimates["wdm"] = _weighted_dm(logged, pi, mrdr_weights(w), n_refit=n_refit, level=level, seed=seed)
-    return estimates, overlap(w, logged.propensity, pi_a)
+    if pi is None:
+        return estimates, overlap(w, logged.propensity, pi_a)
+    estimates["wdm"] = _weighted_dm(logged, pi, mrdr_weights(w), n_refit=n_refit, level=level, seed=seed)
+    return estimates, overlap(w, logged.propensity, pi_a, concentration=float((pi**2).sum(axis=1).mean()))
 
 
 def _weighted_dm(

@@ -78,8 +78,13 @@ def test_little_overlap_raises_a_warning(world: World) -> None:
     estimates, overlap = estimate(logged, target, n_boot=50, n_refit=5)
     assert any("effective sample size" in w for w in overlap.warnings)
     assert overlap.ess < 500
-    # Thin support: the tool says to read the model-based WDM, and says why.
-    assert overlap.recommended == "wdm" and "wdm" in estimates and "effective sample" in overlap.reason
+    # Thin support, but a uniform target: WDM (derived for deterministic targets) is not the one to read.
+    assert "wdm" in estimates and overlap.recommended == "dr" and "not (near-)deterministic" in overlap.reason
+    # A deterministic target under the same thin support: read the model-based WDM, and say why.
+    greedy = RankingPolicy(PolicyKind.BASELINE, RankingRunner(PolicyKind.BASELINE, world).baseline,
+                           exploration_floor=0.0)
+    estimates, overlap = estimate(logged, greedy, n_boot=50, n_refit=5)
+    assert overlap.ess < 500 and overlap.recommended == "wdm" and "effective sample" in overlap.reason
     assert estimates["wdm"].low <= estimates["wdm"].high
 
 
