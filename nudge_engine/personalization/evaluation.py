@@ -33,6 +33,7 @@ class PolicyEvaluation:
             "overlap": {"n": self.overlap.n, "ess": self.overlap.ess, "min_propensity": self.overlap.min_propensity,
                         "max_weight": self.overlap.max_weight, "mean_weight": self.overlap.mean_weight},
             "warnings": list(self.overlap.warnings),
+            "recommended": {"estimator": self.overlap.recommended, "reason": self.overlap.reason},
         }
         if self.truth is not None:
             doc["truth"] = self.truth

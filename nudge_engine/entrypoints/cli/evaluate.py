@@ -1,4 +1,5 @@
-"""``nudge-engine evaluate``: off-policy estimates (IPS, SNIPS, DR) with intervals and overlap warnings.
+"""``nudge-engine evaluate``: off-policy estimates (IPS, SNIPS, DR, WDM) with intervals, overlap warnings,
+and the estimator to read given the overlap (DR with adequate overlap, WDM without).
 
 ``--simulate`` runs the built-in simulator and prints each estimate beside the simulator's truth;
 ``--logged FILE.npz`` evaluates decisions the engine logged (arrays of ``LoggedDecisions``).
@@ -66,19 +67,26 @@ def _print(report: EvaluationReport) -> None:
     simulated = any(e.truth is not None for e in report.evaluations)
     table = Table(title=f"Off-policy estimates ({report.rows} rows logged by {report.logging_policy})")
     table.add_column("policy")
-    for name in ("IPS", "SNIPS", "DR"):
-        table.add_column(f"{name} [95% CI]", justify="right")
+    names = list(dict.fromkeys(k for ev in report.evaluations for k in ev.estimates))
+    for name in names:
+        table.add_column(f"{name.upper()} [95% CI]", justify="right")
+    table.add_column("read", justify="right")
     if simulated:
         table.add_column("truth", justify="right")
-        table.add_column("DR/truth", justify="right")
+        table.add_column("read/truth", justify="right")
     table.add_column("ESS", justify="right")
     for ev in report.evaluations:
-        cells = [ev.policy] + [f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in ev.estimates.values()]
+        est = ev.estimates
+        cells = [ev.policy] + [f"{est[k].value:.4f} [{est[k].low:.4f}, {est[k].high:.4f}]" if k in est else "-"
+                               for k in names]
+        read = ev.overlap.recommended if ev.overlap.recommended in est else "dr"
+        cells.append(read.upper())
         if simulated and ev.truth is not None:
-            cells += [f"{ev.truth:.4f}", f"{ev.estimates['dr'].value / ev.truth:.3f}"]
+            cells += [f"{ev.truth:.4f}", f"{est[read].value / ev.truth:.3f}"]
         cells.append(f"{ev.overlap.ess:.0f}")
         table.add_row(*cells)
     console.print(table)
     for ev in report.evaluations:
+        console.print(f"read: {ev.policy}: {ev.overlap.reason}", markup=False, soft_wrap=True)
         for warning in ev.overlap.warnings:
             console.print(f"warning: {ev.policy}: {warning}", markup=False, soft_wrap=True)
