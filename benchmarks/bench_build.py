@@ -1,7 +1,7 @@
 """Build-cycle throughput on SQLite: patients per second at several cohort sizes, and how the
 per-patient cost grows with size (the baseline is the smallest size, measured in the same run).
 
-    .venv/bin/python benchmarks/bench_build.py [--sizes 10000,100000,1000000] [--workers 2] [--shard-size 2000]
+    .venv/bin/python benchmarks/bench_build.py [--sizes 10000,100000,1000000] [--workers 2] [--shard-size 2000] [--cold]
 
 Each size gets its own database under ``var/bench/`` (migrated, synthetic cohort of that size with
 its 8-week app history imported once and reused by later runs; preparing is not timed). Sizes
@@ -12,7 +12,10 @@ columns, segments, candidates and burden, ranking, the batch guardrail evaluatio
 flagged pairs, and writing decisions, the ready queue, review items and one audit record per
 patient. ``--workers`` worker processes build the cycle together (``nudge-engine build --workers``);
 the default is one per core. Targets (issue 4): 1M patients in under 3 minutes on 2 cores;
-per-patient cost growing by less than 1.5x from 10k to 1M.
+per-patient cost growing by less than 1.5x from 10k to 1M. The 1M database is larger than this
+machine's memory, so it always starts mostly from disk; ``--cold`` starts every size from disk, so
+the sizes are compared alike (otherwise a small size may run from memory or not, depending on what
+ran before it).
 """
 
 from __future__ import annotations
@@ -75,6 +78,16 @@ def prepare(size: int, root: Path, *, clone_above: int = 100_000) -> Container:
     return container
 
 
+def _drop_page_cache() -> bool:
+    """Write the database back and drop the kernel's page cache (needs root on Linux); False when not allowed."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished child processes (the spawned workers)."""
     t = os.times()
@@ -87,12 +100,17 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--root", type=Path, default=Path("var/bench"))
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the page cache before each timed cycle (root only), so every size starts from disk; "
+                             "without it a size starts with whatever earlier runs left in memory")
     args = parser.parse_args()
     configure_logging(level="WARNING")
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     for size in sizes:
         container = prepare(size, args.root)
+        if args.cold and not _drop_page_cache():
+            parser.error("--cold needs permission to write /proc/sys/vm/drop_caches (root on Linux)")
         started, cpu_started = time.perf_counter(), _cpu_seconds()
         summary = build_with_workers(container, workers=args.workers, worker="bench",
                                      options=BuildOptions(shard_size=args.shard_size), pinned_now=AS_OF)
