@@ -38,7 +38,7 @@ import numpy.typing as npt
 from nudge_engine.domain.errors import InvalidInput
 from nudge_engine.personalization.bandit import BanditParams, LinearThompson
 from nudge_engine.personalization.context import context_matrix, context_names
-from nudge_engine.personalization.ranking import PolicyKind, RankingInput, RankingPolicy
+from nudge_engine.personalization.ranking import RankingInput, RankingPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,30 +231,11 @@ class TargetPolicy(Protocol):
 def action_probabilities(
     target: TargetPolicy, inp: RankingInput, *, rng: np.random.Generator, n_samples: int = 64
 ) -> npt.NDArray[np.float64] | None:
-    """(rows × nudges) π(a|x) of a ranking policy, such that Σ_a π · values = ``target.expected_value(values)``
-    with the same generator (the same Monte Carlo draws for Thompson scores); None for other targets."""
+    """(rows × nudges) π(a|x) of a ranking policy (:meth:`RankingPolicy.action_probabilities`); None for
+    other targets."""
     if not isinstance(target, RankingPolicy):
         return None
-    permitted = inp.permitted
-    n_p, n_n = permitted.shape
-    if target.kind is PolicyKind.RANDOM:
-        out: npt.NDArray[np.float64] = permitted / np.maximum(permitted.sum(axis=1), 1)[:, None]
-        return out
-    sc = target.scores(inp)
-    explorable = permitted & ~inp.caution
-    n_e = explorable.sum(axis=1)
-    eps = np.where(n_e > 0, target.floor, 0.0)
-    rows = np.arange(n_p)
-    top = np.zeros((n_p, n_n))
-    if not sc.std.any():
-        top[rows, np.where(permitted, sc.mean, -np.inf).argmax(axis=1)] = 1.0
-    else:
-        for _ in range(n_samples):
-            draw = np.where(permitted, sc.mean + sc.std * rng.standard_normal((n_p, n_n)), -np.inf)
-            top[rows, draw.argmax(axis=1)] += 1.0
-        top /= n_samples
-    out = (1.0 - eps)[:, None] * top + eps[:, None] * explorable / np.maximum(n_e, 1)[:, None]
-    return out
+    return target.action_probabilities(inp, rng=rng, n_samples=n_samples)
 
 
 def estimate(
@@ -280,7 +261,8 @@ def estimate(
     w = pi_a / logged.propensity
     r = logged.reward
     q = reward_model(logged, seed=seed) if q is None else q
-    dm = target.expected_value(inp, q, rng=np.random.default_rng(seed))
+    pi = action_probabilities(target, inp, rng=np.random.default_rng(seed))  # None: only expected values known
+    dm = target.expected_value(inp, q, rng=np.random.default_rng(seed)) if pi is None else (pi * q).sum(axis=1)
     dr_terms = dm + w * (r - q[rows, logged.action])
 
     idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
@@ -298,7 +280,6 @@ def estimate(
         "snips": Estimate("snips", float(wr.sum() / max(w.sum(), 1e-300)), *interval(snips_b)),
         "dr": Estimate("dr", float(dr_terms.mean()), *interval(dr_b)),
     }
-    pi = action_probabilities(target, inp, rng=np.random.default_rng(seed))
     if pi is None:
         return estimates, overlap(w, logged.propensity, pi_a)
     estimates["wdm"] = _weighted_dm(logged, pi, mrdr_weights(w), n_refit=n_refit, level=level, seed=seed)

@@ -240,34 +240,39 @@ class RankingPolicy:
         out: npt.NDArray[np.float64] = (1.0 - eps) * ts + eps * explorable[rows, actions] / np.maximum(n_e, 1)
         return out
 
-    def expected_value(
-        self, inp: RankingInput, values: npt.NDArray[np.float64], *, rng: np.random.Generator, n_samples: int = 64
+    def action_probabilities(
+        self, inp: RankingInput, *, rng: np.random.Generator, n_samples: int = 64
     ) -> npt.NDArray[np.float64]:
-        """Per row, Σ_a π(a|x) · values[a]: exact for deterministic policies, Monte Carlo for Thompson draws."""
-        n_p, n_n = inp.permitted.shape
+        """(rows × nudges) π(a|x): exact for deterministic policies, Monte Carlo over Thompson draws (``rng``)."""
         permitted = inp.permitted
+        n_p, n_n = permitted.shape
         if self.kind is PolicyKind.RANDOM:
-            out: npt.NDArray[np.float64] = np.where(permitted, values, 0.0).sum(axis=1) / np.maximum(
-                permitted.sum(axis=1), 1
-            )
-            return out
+            uniform: npt.NDArray[np.float64] = permitted / np.maximum(permitted.sum(axis=1), 1)[:, None]
+            return uniform
         sc = self.scores(inp)
         explorable = permitted & ~inp.caution
         n_e = explorable.sum(axis=1)
         eps = np.where(n_e > 0, self.floor, 0.0)
-        uniform = np.where(explorable, values, 0.0).sum(axis=1) / np.maximum(n_e, 1)
         rows = np.arange(n_p)
+        top = np.zeros((n_p, n_n))
         if not sc.std.any():
-            top = np.where(permitted, sc.mean, -np.inf).argmax(axis=1)
-            greedy = values[rows, top]
+            top[rows, np.where(permitted, sc.mean, -np.inf).argmax(axis=1)] = 1.0
         else:
-            greedy = np.zeros(n_p)
             for _ in range(n_samples):
                 draw = np.where(permitted, sc.mean + sc.std * rng.standard_normal((n_p, n_n)), -np.inf)
-                greedy += values[rows, draw.argmax(axis=1)]
-            greedy /= n_samples
-        result: npt.NDArray[np.float64] = (1.0 - eps) * greedy + eps * uniform
-        return result
+                top[rows, draw.argmax(axis=1)] += 1.0
+            top /= n_samples
+        floor_share = eps[:, None] * explorable / np.maximum(n_e, 1)[:, None]
+        out: npt.NDArray[np.float64] = (1.0 - eps)[:, None] * top + floor_share
+        return out
+
+    def expected_value(
+        self, inp: RankingInput, values: npt.NDArray[np.float64], *, rng: np.random.Generator, n_samples: int = 64
+    ) -> npt.NDArray[np.float64]:
+        """Per row, Σ_a π(a|x) · values[a] (:meth:`action_probabilities`)."""
+        pi = self.action_probabilities(inp, rng=rng, n_samples=n_samples)
+        out: npt.NDArray[np.float64] = (pi * values).sum(axis=1)
+        return out
 
 
 def _diverse_order(
