@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.context_store import load_contexts
@@ -119,12 +119,15 @@ MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the ser
             ruleset_digest=bindparam("b_digest"))
     .returning(_r.caution, _r.ruleset_digest)
 )
-MARK_SUPERSEDED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
-    status="superseded"
-)
-MARK_EXPIRED = update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(
-    status="expired"
-)
+
+
+def _retire(status: str) -> Update:
+    """Queued rows ``ids`` still ready become ``status`` (one statement, built once)."""
+    return update(_ready).where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == "ready").values(status=status)
+
+
+MARK_SUPERSEDED = _retire("superseded")
+MARK_EXPIRED = _retire("expired")
 # PostgreSQL: a row lock, taken before the queue is read. SQLite ignores FOR UPDATE, but the engine
 # begins every transaction with BEGIN IMMEDIATE (adapters/database.py): the unit of work already holds
 # SQLite's one write lock, and next-nudge reads the patient with the queue instead.
