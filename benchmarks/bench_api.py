@@ -23,9 +23,9 @@ run where more than 1% of next-nudge answers were not serves.
 Targets (issue 5): next-nudge at least 60% of bare's throughput, p99 under 50 ms at 16
 connections, no errors over a 60-second run (``--duration 60``).
 
-Reading the figures: uvicorn's workers share one listening socket, and the first idle worker often
-accepts most of wrk's 16 connections, so how the load splits between workers changes from one wrk
-run to the next (and with it an endpoint's req/s): repeat a run before trusting a ratio. The load
+Reading the figures: each worker listens on its own ``SO_REUSEPORT`` socket, so the kernel spreads
+wrk's 16 keep-alive connections over the workers (on one shared socket the first idle worker took
+most of them, and the split changed an endpoint's req/s by half from one run to the next). The load
 generator, both workers and the database share the machine's cores: anything else running there
 shows in the figures, the p99 first.
 

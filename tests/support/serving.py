@@ -34,11 +34,16 @@ def running_serve(
     Output goes to ``log``; a server that exits or is not ready within ``ready_within`` seconds raises
     RuntimeError quoting it.
     """
-    code = ("from nudge_engine.entrypoints.cli.serve import serve_cmd; "
-            f"serve_cmd(host='127.0.0.1', port={port}, workers={workers})")
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=dict(env), stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    with serve_process(env, port=port, workers=workers, log=log, ready_within=ready_within):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serve_process(
+    env: Mapping[str, str], *, port: int, workers: int, log: Path, ready_within: float = 60.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """As :func:`running_serve`, but yields the server's process (uvicorn's supervisor when ``workers`` > 1)."""
+    proc = start_serve(env, port=port, workers=workers, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_within
@@ -51,9 +56,18 @@ def running_serve(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
             time.sleep(0.2)
-        yield base
+        yield proc
     finally:
         _stop(proc)
+
+
+def start_serve(env: Mapping[str, str], *, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """``serve_cmd`` started in a process group of its own, output to ``log``; the caller waits for it and stops it."""
+    code = ("from nudge_engine.entrypoints.cli.serve import serve_cmd; "
+            f"serve_cmd(host='127.0.0.1', port={port}, workers={workers})")
+    with log.open("w") as sink:
+        return subprocess.Popen([sys.executable, "-c", code], env=dict(env), stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

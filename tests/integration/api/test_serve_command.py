@@ -1,10 +1,15 @@
-"""``serve``: uvicorn in factory mode with several workers; metrics add up across workers; no raw paths logged."""
+"""``serve``: uvicorn in factory mode with several workers; metrics add up across workers; no raw paths logged.
+
+Every listener turns Nagle's algorithm off; several workers need a fixed port. How the workers' sockets
+spread connections is in ``test_serve_listeners``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -40,13 +45,23 @@ def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path:
     assert "app-canary-4417" not in metrics
 
 
-def test_the_shared_listening_socket_hands_out_connections_with_nagle_off() -> None:
+def _own_socket(port: int) -> socket.socket:
+    from nudge_engine.entrypoints.cli.serve import bind_reusable
+
+    return bind_reusable(socket.AF_INET, "127.0.0.1", port)
+
+
+def _shared_socket(port: int) -> socket.socket:
     import uvicorn
 
     from nudge_engine.entrypoints.cli.serve import FACTORY, listening_socket
 
-    config = uvicorn.Config(FACTORY, factory=True, host="127.0.0.1", port=free_port(), workers=2)
-    listener = listening_socket(config)
+    return listening_socket(uvicorn.Config(FACTORY, factory=True, host="127.0.0.1", port=port, workers=2))
+
+
+@pytest.mark.parametrize("make_listener", [_own_socket, _shared_socket], ids=["per-worker", "shared"])
+def test_listening_sockets_hand_out_connections_with_nagle_off(make_listener: Callable[[int], socket.socket]) -> None:
+    listener = make_listener(free_port())
     listener.listen(1)  # each worker's server does this with the socket it is handed
     try:
         with socket.create_connection(listener.getsockname()) as _client:
@@ -56,3 +71,12 @@ def test_the_shared_listening_socket_hands_out_connections_with_nagle_off() -> N
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         listener.close()
+
+
+def test_several_workers_refuse_port_zero_which_would_give_each_its_own_port() -> None:
+    import typer
+
+    from nudge_engine.entrypoints.cli.serve import serve_cmd
+
+    with pytest.raises(typer.BadParameter, match="fixed port"):
+        serve_cmd(host="127.0.0.1", port=0, workers=2)
