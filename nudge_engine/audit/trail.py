@@ -41,9 +41,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, literal_column, text, update
@@ -195,8 +196,15 @@ class AuditTrail:
 
         return cls(signing_key=signing_key_bytes(settings), checkpoint_dir=settings.resolved_checkpoint_dir)
 
-    def append_and_commit(self, uow: UnitOfWork, events: Sequence[AuditEvent], *, now: datetime) -> None:
+    def append_and_commit(
+        self, uow: UnitOfWork, events: Sequence[AuditEvent], *, now: datetime, first: Sequence[CommitStep] = ()
+    ) -> None:
         """Chain ``events`` as the use case's last step, then commit ``uow``: :meth:`append` and ``uow.commit()``.
+
+        ``first``: writes that must succeed for anything to commit (a compare-and-set, say), run ahead of
+        the records: :meth:`CommitStep.run` on the transaction's connection, or on PostgreSQL's one-message
+        path a call of the step's session function inside that message. A step that fails (raises)
+        commits nothing.
 
         On PostgreSQL, once this database connection has seen the chain head, the records and the
         COMMIT go to the server in **one** message (:func:`_committing_message`): the head's row lock,
@@ -212,21 +220,23 @@ class AuditTrail:
         connection = session.connection()
         pooled = connection.connection
         postgres = connection.dialect.name == "postgresql"
-        if postgres and pooled.info.get(_HEAD_SEEN) and 0 < len(events) <= MAX_IN_ONE_MESSAGE:
+        if postgres and pooled.info.get(_ONE_MESSAGE) and 0 < len(events) <= MAX_IN_ONE_MESSAGE:
             session.flush()
-            message, creates = _committing_message(connection, events, now)
+            message, creates = _committing_message(connection, events, now, first)
             connection.exec_driver_sql(message, execution_options={"no_parameters": True}).close()
-            if creates:
-                pooled.info[SESSION_FUNCTION] = True  # committed with the records
+            for function in creates:
+                pooled.info[function.name] = True  # created by the message, committed with the records
             uow.commit()  # the server's transaction has ended: this ends the session's (no statement sent)
             return
+        for step in first:
+            step.run(connection)
         self.append(session, events, now=now)
-        may_create = postgres and events and _HEAD_SEEN not in pooled.info and _may_create_temp(connection)
+        may_create = postgres and events and _ONE_MESSAGE not in pooled.info and _may_create_temp(connection)
         uow.commit()
         if postgres and events:
-            # committed records: the head row exists. Without the right to create the session function
+            # committed records: the head row exists. Without the right to create session functions
             # (TEMPORARY revoked), this connection keeps appending and committing apart.
-            pooled.info[_HEAD_SEEN] = pooled.info.get(_HEAD_SEEN, False) or bool(may_create)
+            pooled.info[_ONE_MESSAGE] = pooled.info.get(_ONE_MESSAGE, False) or bool(may_create)
 
     def append(self, session: Session, events: Sequence[AuditEvent], *, now: datetime) -> None:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
@@ -315,7 +325,36 @@ def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, 
 
 
 MAX_IN_ONE_MESSAGE = 16  # records an API request appends (a build shard's thousands go the bulk way)
-_HEAD_SEEN = "audit_chain_head_seen"
+# Per database connection: True once the chain head is known to exist and this session may create
+# functions in ``pg_temp`` (the one-message path is open); False when it may not (TEMPORARY revoked).
+_ONE_MESSAGE = "audit_one_message_path"
+
+
+@dataclass(frozen=True)
+class SessionFunction:
+    """A PL/pgSQL function of one database session (``pg_temp``: no schema change, gone with the
+    connection), created by the first committing message on a connection that calls it."""
+
+    name: str
+    create: str  # the CREATE FUNCTION statement
+
+
+class CommitStep(Protocol):
+    """A write that must succeed for a request's records to commit (see :meth:`AuditTrail.append_and_commit`)."""
+
+    @property
+    def function(self) -> SessionFunction:
+        """The session function that does the write and raises when it cannot (PostgreSQL's one message)."""
+        ...
+
+    def args(self) -> Sequence[Any]:
+        """The function's arguments, in order."""
+        ...
+
+    def run(self, connection: Connection) -> None:
+        """The same write as statements on the transaction's connection; raises when it cannot."""
+        ...
+
 # :data:`APPEND_ONE_OR_FAIL_SQL` in a PL/pgSQL function of the database session (``pg_temp``: no schema
 # change, gone with the connection). PL/pgSQL plans its statement once per session and keeps the plan,
 # so a message that calls it with literal values costs the server about what a prepared statement
@@ -337,6 +376,7 @@ CREATE_SESSION_FUNCTION = (
 )
 TEMP_ALLOWED = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
 CALL_SESSION_FUNCTION = f"SELECT {SESSION_FUNCTION} ({', '.join('%s' for _ in _FUNCTION_PARAMS)})"
+APPEND_FUNCTION = SessionFunction(SESSION_FUNCTION, CREATE_SESSION_FUNCTION)
 
 
 def _may_create_temp(connection: Connection) -> bool:
@@ -344,22 +384,32 @@ def _may_create_temp(connection: Connection) -> bool:
     return bool(connection.exec_driver_sql(TEMP_ALLOWED).scalar())
 
 
-def _committing_message(connection: Connection, events: Sequence[AuditEvent], now: datetime) -> tuple[str, bool]:
-    """``SELECT pg_temp.nudge_audit_append_one(...); ...; COMMIT``: one record per call, then the COMMIT,
-    and whether the message also creates the function (the connection's first such message).
+def _committing_message(
+    connection: Connection, events: Sequence[AuditEvent], now: datetime, first: Sequence[CommitStep] = ()
+) -> tuple[str, list[SessionFunction]]:
+    """``SELECT <step>(...); SELECT pg_temp.nudge_audit_append_one(...); ...; COMMIT``: each step of ``first``,
+    one record per call, then the COMMIT; and the session functions the message also creates (those
+    not yet created on this connection).
 
     Values are rendered as literals by psycopg (client-side binding, the driver's own quoting): a
     message without bound parameters goes by the simple query protocol, which allows several
-    statements in one message. Each record chains onto the head its predecessor moved in this
-    transaction. The function is created by the first message on a connection and commits with it.
+    statements in one message, and stops at the first that fails. Each record chains onto the head
+    its predecessor moved in this transaction. A function is created by the first message on a
+    connection that calls it and commits with it.
     """
     from psycopg import ClientCursor
 
     pooled = connection.connection
     cursor = ClientCursor(pooled.driver_connection)  # type: ignore[arg-type]
     recorded_at = timestamp(now)
-    creates = not pooled.info.get(SESSION_FUNCTION)
-    statements = [CREATE_SESSION_FUNCTION] if creates else []
+    creates: list[SessionFunction] = []
+    for function in [*(step.function for step in first), APPEND_FUNCTION]:
+        if not pooled.info.get(function.name) and function not in creates:
+            creates.append(function)
+    statements = [function.create for function in creates]
+    for step in first:
+        args = list(step.args())
+        statements.append(cursor.mogrify(f"SELECT {step.function.name} ({', '.join('%s' for _ in args)})", args))
     for event in events:
         params = _one_params(event, recorded_at=recorded_at, now=now)
         statements.append(cursor.mogrify(CALL_SESSION_FUNCTION, [params[name] for name, _ in _FUNCTION_PARAMS]))

@@ -8,10 +8,12 @@ that a record that cannot be chained commits nothing.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -19,7 +21,7 @@ from nudge_engine.adapters.orm import PatientRow, new_id
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
 from nudge_engine.adapters.unit_of_work import UnitOfWorkFactory
 from nudge_engine.audit import trail as trail_module
-from nudge_engine.audit.trail import SESSION_FUNCTION, AuditEvent, AuditTrail, EventType
+from nudge_engine.audit.trail import SESSION_FUNCTION, AuditEvent, AuditTrail, EventType, SessionFunction
 from tests.integration.audit.conftest import NOW
 from tests.integration.audit.trail_kit import new_signing_key
 
@@ -161,3 +163,60 @@ def test_without_the_right_to_create_temporary_objects_records_and_commit_go_apa
         result = trail.verify(s)
     assert result.ok, result
     assert result.records_checked == 4
+
+
+REFUSE = SessionFunction(
+    "pg_temp.nudge_test_refuse",
+    "CREATE FUNCTION pg_temp.nudge_test_refuse (text) RETURNS void LANGUAGE plpgsql AS $function$\n"
+    "BEGIN IF $1 = 'no' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'NET01'; END IF; END\n$function$",
+)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """A commit step that lets the commit through, or refuses it (``answer == "no"``)."""
+
+    answer: str
+
+    @property
+    def function(self) -> SessionFunction:
+        return REFUSE
+
+    def args(self) -> list[Any]:
+        return [self.answer]
+
+    def run(self, connection: Connection) -> None:
+        if self.answer == "no":
+            raise RuntimeError("refused")
+
+
+def test_a_commit_step_that_refuses_commits_neither_the_state_change_nor_its_records(
+    engine: Engine, tmp_path: Path
+) -> None:
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    kept: list[str] = []
+    # on PostgreSQL the first commit opens the one-message path; the later steps then travel in the message
+    for answer in ("yes", "yes", "no", "yes", "no"):
+        patient = new_id()
+        try:
+            with uows() as uow:
+                _enrol(uow.session, patient)
+                trail.append_and_commit(uow, _served(patient), now=NOW, first=[_Gate(answer)])
+            kept.append(patient)
+        except (DBAPIError, RuntimeError) as error:
+            assert answer == "no", error
+            if isinstance(error, DBAPIError):
+                assert getattr(error.orig, "sqlstate", None) == "NET01"
+    with uows() as uow:
+        s = uow.session
+        assert set(s.scalars(select(PatientRow.id))) == set(kept)
+        assert s.scalars(select(AuditRecordRow.patient_ref).order_by(AuditRecordRow.seq)).all() == kept
+        if engine.dialect.name == "postgresql":  # the refusals went in the message: it made the function
+            made = text("SELECT count(*) FROM pg_proc WHERE proname = :n AND pronamespace = pg_my_temp_schema()")
+            assert s.scalar(made, {"n": REFUSE.name.removeprefix("pg_temp.")}) == 1
+        trail.checkpoint(s, now=NOW)
+        uow.commit()
+        result = trail.verify(s)
+    assert result.ok, result
+    assert result.records_checked == 3
