@@ -196,7 +196,10 @@ def _reconcile_ready(
             })
     stale = [rid for key, rid in current.items() if key not in wanted]
     if stale:
-        session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id.in_(stale)).values(status="superseded"))
+        session.execute(  # only rows still ready: one served since the read above stays served
+            update(ReadyNudgeRow).where(ReadyNudgeRow.id.in_(stale), ReadyNudgeRow.status == "ready")
+            .values(status="superseded")
+        )
         counts.ready_superseded += len(stale)
     if new_rows:
         bulk_insert(session, ReadyNudgeRow, new_rows, ignore_conflicts=True)
