@@ -44,6 +44,10 @@ class Conflict(NudgeEngineError):
     """The object's state forbids the change (for example, an item already decided)."""
 
 
+class Busy(NudgeEngineError):
+    """Concurrent writers kept the work from completing; nothing was stored, and a retry may succeed."""
+
+
 class InvalidRuleSet(NudgeEngineError):
     """A rule set or catalog does not validate; ``problems`` lists each with file, id and field."""
 

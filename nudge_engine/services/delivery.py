@@ -36,9 +36,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Row, Table, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Table, Text, Update, and_, bindparam, or_, select, update
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters import json_codec
 from nudge_engine.adapters.context_store import load_contexts
 from nudge_engine.adapters.orm import (
     NudgeRow,
@@ -51,9 +54,9 @@ from nudge_engine.adapters.orm import (
 )
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.adapters.orm.patients import PatientIdentifierRow
-from nudge_engine.audit.trail import AuditEvent, EventType
+from nudge_engine.audit.trail import AuditEvent, EventType, SessionFunction
 from nudge_engine.domain.context import PatientContext
-from nudge_engine.domain.errors import NotFound
+from nudge_engine.domain.errors import Busy, NotFound
 from nudge_engine.domain.nudge import Category, Intensity, Nudge
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.evaluate import decide
@@ -82,7 +85,17 @@ _r = _ready.c
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
 _pc = _prefs.c
-# After the patient's lock: the patient, their preferences and their queue (ready rows and the serves
+_fb = cast("Table", PatientFeedbackRow.__table__).c
+# Per queued row: the patient flagged this nudge ("not right for me", "unsafe for me") and did not lift
+# the flag. A flag supersedes the rows queued when it is given; this catches a row a build planned
+# before the flag and queued after it (ix_patient_feedback_patient).
+FLAGGED_ROW = (
+    select(_fb.id)
+    .where(_fb.patient_id == _r.patient_id, _fb.nudge_id == _r.nudge_id, _fb.kind.in_(SUPPRESSING_FEEDBACK),
+           _fb.lifted_at.is_(None))
+    .exists()
+)
+# The patient, their preferences and their queue (ready rows and the serves
 # the burden check counts) in one read. One row per queued nudge (at least one: queue columns null
 # when it is empty; none when the patient does not exist), each carrying the patient's columns and
 # the preferences (null when the patient has none). No JSON column of the queue: decoding every row's
@@ -91,9 +104,11 @@ SERVE_STATE = (
     select(
         _patients.c.context_version.label("patient_version"), _patients.c.timezone, _patients.c.erased_at,
         _pc.patient_id.label("prefs_of"), _pc.quiet_start, _pc.quiet_end, _pc.snoozed_until, _pc.opted_out_all,
-        _pc.opted_out_categories, _pc.max_per_day, _pc.max_per_week,
-        _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version,
-        _r.not_before, _r.expires_at, _r.served_at, _r.review_item_id, _r.decision_id,
+        sql_cast(_pc.opted_out_categories, Text).label("opted_out_json"), _pc.max_per_day, _pc.max_per_week,
+        _pc.updated_at.label("prefs_updated_at"),
+        _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version, _r.not_before, _r.expires_at, _r.served_at,
+        _r.review_item_id, _r.ruleset_digest, sql_cast(_r.caution, Text).label("caution_json"),
+        FLAGGED_ROW.label("flagged"),
     )
     .select_from(
         _patients.outerjoin(_prefs, _pc.patient_id == _patients.c.id).outerjoin(
@@ -110,14 +125,45 @@ MARK_SERVED = (  # compare-and-set: only one caller can move a row from ready to
     update(_ready)
     .where(_r.id == bindparam("rid"), _r.status == "ready")
     .values(status="served", served_at=bindparam("b_now"))
-    .returning(_r.caution, _r.ruleset_digest)
 )
 MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the serve-time re-check
     update(_ready)
     .where(_r.id == bindparam("rid"), _r.status == "ready")
     .values(status="served", served_at=bindparam("b_now"), caution=bindparam("b_caution"),
             ruleset_digest=bindparam("b_digest"))
-    .returning(_r.caution, _r.ruleset_digest)
+)
+# What a serve read of the patient and must still hold when it claims its row (``Claim``): the context
+# version its guardrail verdicts rest on, the preferences' stamp, and which serves its caps and
+# cooldowns counted (their ids: a count could stay equal while one serve comes and another goes).
+# Read after the patient's row lock (PostgreSQL), by statements of their own: a statement that waited
+# for a lock still sees the data as of its start.
+CLAIM_CHECK = select(
+    _patients.c.context_version,
+    select(_pc.updated_at).where(_pc.patient_id == bindparam("pid")).scalar_subquery().label("prefs_updated_at"),
+).where(_patients.c.id == bindparam("pid"))
+SERVED_SINCE = select(_r.id).where(
+    _r.patient_id == bindparam("pid"), _r.status == "served", _r.served_at >= bindparam("since")
+)
+# The claim as a session function, called in the request's committing message on PostgreSQL (see
+# ``AuditTrail.append_and_commit``): it locks the patient, checks the serve's reading, marks the
+# expired rows and makes the compare-and-set. When any of that fails it raises CLAIM_LOST, which
+# stops the message before its records and COMMIT. Null cautions and digest keep the row's own.
+CLAIM_LOST = "NEC01"  # SQLSTATE the function raises (spelled out in its text)
+CLAIM_FUNCTION = SessionFunction(
+    "pg_temp.nudge_claim_ready",
+    "CREATE FUNCTION pg_temp.nudge_claim_ready (text, timestamptz, text, text, text, integer, timestamptz, "
+    "timestamptz, text[], text[]) RETURNS void LANGUAGE plpgsql AS $function$\nBEGIN\n"
+    "PERFORM 1 FROM patients WHERE id = $5 FOR UPDATE;\n"
+    "IF NOT EXISTS (SELECT 1 FROM patients AS p WHERE p.id = $5 AND p.context_version = $6 "
+    "AND (SELECT updated_at FROM patient_preferences WHERE patient_id = $5) IS NOT DISTINCT FROM $7 "
+    "AND (SELECT COALESCE(array_agg(id::text ORDER BY id::text COLLATE \"C\"), '{}') FROM ready_nudges "
+    "WHERE patient_id = $5 AND status = 'served' AND served_at >= $8) = $9)"
+    " THEN RAISE EXCEPTION 'the patient''s serve state moved' USING ERRCODE = 'NEC01'; END IF;\n"
+    "UPDATE ready_nudges SET status = 'expired' WHERE id = ANY($10) AND status = 'ready';\n"
+    "UPDATE ready_nudges SET status = 'served', served_at = $2, caution = COALESCE(CAST($3 AS json), caution), "
+    "ruleset_digest = COALESCE($4, ruleset_digest) WHERE id = $1 AND status = 'ready';\n"
+    "IF NOT FOUND THEN RAISE EXCEPTION 'queued nudge no longer ready' USING ERRCODE = 'NEC01'; END IF;\n"
+    "END\n$function$",
 )
 
 
@@ -142,13 +188,6 @@ SESSION_EVENTS = (  # served by ix_patient_events_patient_time; a session holds 
     .where(_ev.patient_id == bindparam("pid"), _ev.occurred_at >= bindparam("since"),
            _ev.session_id == bindparam("sid"))
     .order_by(_ev.occurred_at, _ev.id)
-)
-_fb = cast("Table", PatientFeedbackRow.__table__).c
-FLAGGED = (
-    select(_fb.id)
-    .where(_fb.patient_id == bindparam("pid"), _fb.nudge_id == bindparam("nid"),
-           _fb.kind.in_(SUPPRESSING_FEEDBACK), _fb.lifted_at.is_(None))
-    .limit(1)
 )
 
 
@@ -589,6 +628,8 @@ class _Pass:
     hold: Hold | None = None
     context: PatientContext | None = None
     session_held: int | None = None  # with a session id: candidates the session held back
+    may_write: bool = True  # False: read without locks; a write beyond the claim needs the pass again, locked
+    recheck: Recheck | None = None  # the winner's serve-time re-check (None: served as built)
 
 
 def _ready_in_order(session: Session, queue: Sequence[Any], weights: Mapping[str, float] | None) -> list[Any]:
@@ -604,7 +645,12 @@ def _reweighed(session: Session, rows: Sequence[Any], weights: Mapping[str, floa
     """Scores of queued nudges under weight overrides, from the components recorded with their decision.
 
     A clinician-approved nudge (no recorded components) keeps its queue position."""
-    decision_ids = {r.decision_id for r in rows if r.decision_id and r.review_item_id is None}
+    decision_of = {
+        rid: did for rid, did in session.execute(
+            select(_r.id, _r.decision_id).where(_r.id.in_([r.id for r in rows if r.review_item_id is None]))
+        ) if did
+    }
+    decision_ids = set(decision_of.values())
     if not decision_ids:
         return {}
     recorded: dict[tuple[str, str], Mapping[str, Mapping[str, float]]] = {}
@@ -618,9 +664,81 @@ def _reweighed(session: Session, rows: Sequence[Any], weights: Mapping[str, floa
                     name: {"value": float(part.get("value") or 0.0), "weight": float(part.get("weight") or 0.0)}
                     for name, part in comps.items()
                 }
-    keyed = [(r.id, recorded[(r.decision_id, r.nudge_id)]) for r in rows if (r.decision_id, r.nudge_id) in recorded]
+    keyed = [(r.id, recorded[key]) for r in rows if (key := (decision_of.get(r.id), r.nudge_id)) in recorded]
     rescored = rescore_recorded([comps for _, comps in keyed], weights)
     return {rid: score for (rid, _), (score, _) in zip(keyed, rescored, strict=True)}
+
+
+class ClaimLost(Busy):
+    """What the serve read had moved when it came to claim its nudge (nothing was stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a serve read of the patient, checked again when it claims its row (see :data:`CLAIM_CHECK`)."""
+
+    patient_id: str
+    context_version: int
+    prefs_updated_at: datetime | None
+    since: datetime
+    served: tuple[str, ...]  # ids of the serves counted, sorted
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The winner's compare-and-set (ready to served, with the re-check's cautions and rule set when it was
+    re-checked), made only if the serve's :class:`Reading` still holds, with the expired rows it saw
+    marked: a :class:`~nudge_engine.audit.trail.CommitStep` of the request's commit."""
+
+    ready_id: str
+    at: datetime
+    recheck: Recheck | None
+    reading: Reading
+    expired: tuple[str, ...] = ()
+
+    @property
+    def function(self) -> SessionFunction:
+        return CLAIM_FUNCTION
+
+    def args(self) -> list[Any]:
+        caution = json_codec.dumps(list(self.recheck.caution)) if self.recheck is not None else None
+        digest = self.recheck.ruleset_digest if self.recheck is not None else None
+        seen = self.reading
+        return [self.ready_id, self.at, caution, digest, seen.patient_id, seen.context_version,
+                seen.prefs_updated_at, seen.since, list(seen.served), list(self.expired)]
+
+    def run(self, connection: Connection) -> None:
+        seen = self.reading
+        if _row_locks(connection):  # the lock first, then the check by a statement of its own
+            lock_patient(connection, seen.patient_id)
+        now = connection.execute(CLAIM_CHECK, {"pid": seen.patient_id}).first()
+        if now is None or (now.context_version, now.prefs_updated_at) != (seen.context_version, seen.prefs_updated_at):
+            raise ClaimLost("the patient's serve state moved")
+        served = connection.execute(SERVED_SINCE, {"pid": seen.patient_id, "since": seen.since}).scalars()
+        if tuple(sorted(served)) != seen.served:
+            raise ClaimLost("the patient's serve state moved")
+        if self.expired:
+            connection.execute(MARK_EXPIRED, {"ids": list(self.expired)})
+        if self.recheck is None:
+            result = connection.execute(MARK_SERVED, {"rid": self.ready_id, "b_now": self.at})
+        else:
+            result = connection.execute(MARK_SERVED_RECHECKED, {
+                "rid": self.ready_id, "b_now": self.at, "b_caution": list(self.recheck.caution),
+                "b_digest": self.recheck.ruleset_digest,
+            })
+        if result.rowcount != 1:
+            raise ClaimLost("queued nudge no longer ready")
+
+
+class _NeedsLock(Exception):
+    """A serve read without locks found work beyond its claim (superseding, routing to review)."""
+
+
+CLAIM_ATTEMPTS = 3  # a lost claim (another writer moved first) starts the call again, under the lock
+
+
+def _claim_lost(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == CLAIM_LOST
 
 
 class DeliveryService:
@@ -640,8 +758,10 @@ class DeliveryService:
         observer: DeliveryObserver | None = None,
         session_rules: SessionRules | None = None,
         session_window: timedelta = SESSION_WINDOW,
+        snapshots: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._snapshots = snapshots  # SQLite: read-only units of work outside the write lock
         self._vault = vault
         self._audit = audit
         self._clock = clock
@@ -662,45 +782,113 @@ class DeliveryService:
 
         With ``session_id``, the candidates are re-ranked by that app session's recent events. With
         ``weights`` (late-binding overrides, e.g. ``{"agenda": 2}``), the queued nudges are re-scored
-        from the score components recorded with their build decision before anything else."""
+        from the score components recorded with their build decision before anything else.
+
+        The patient is read and the winner picked without locks (on SQLite in a snapshot, outside the
+        write lock; on PostgreSQL without the patient's row lock), and the winner is claimed with the
+        commit (:class:`Claim`: on PostgreSQL inside the committing message): the claim checks that
+        what the serve read still holds and marks the row served with a compare-and-set. When another
+        writer moved first, nothing is committed and the call starts again under the lock
+        (:data:`CLAIM_ATTEMPTS` in all).
+        A pass that would write more than its claim (supersede a nudge, route one to review) is done
+        again under the lock (PostgreSQL: the patient's row; SQLite: the write lock from the start)."""
         now = self._clock()
+        locked, lost = False, 0
+        while True:
+            try:
+                served = self._serve(source_id=source_id, actor_id=actor_id, session_id=session_id, weights=weights,
+                                     now=now, locked=locked)
+            except _NeedsLock:
+                locked = True
+                continue
+            except (ClaimLost, DBAPIError) as error:
+                if isinstance(error, DBAPIError) and not _claim_lost(error):
+                    raise
+                lost += 1
+                if lost == CLAIM_ATTEMPTS:
+                    raise ClaimLost("the nudge could not be claimed; try again") from error
+                locked = True  # concurrent writers on this patient: read under the lock from now on
+                continue
+            if served is not None:
+                self._observer.served(served.nudge)
+            return served
+
+    def _serve(
+        self, *, source_id: str, actor_id: str | None, session_id: str | None, weights: Mapping[str, float] | None,
+        now: datetime, locked: bool,
+    ) -> ServedNudge | None:
+        since = now - self._policy.lookback
+        if not locked and self._snapshots is not None:  # SQLite: read and pick outside the write lock
+            with self._snapshots() as reader:
+                work = _Pass(may_write=False)
+                served, patient_id, reading = self._read_and_pick(
+                    reader.session, source_id, work, lock=False, since=since, now=now, actor_id=actor_id,
+                    session_id=session_id, weights=weights,
+                )
+            with self._uow_factory() as uow:
+                self._commit(uow, work, served, patient_id=patient_id, reading=reading, actor_id=actor_id, now=now)
+            return served
         with self._uow_factory() as uow:
-            session = uow.session
-            db = session.connection()  # the hot statements go to the transaction's connection directly
-            patient_id = self._patients.find(db, source_id)
-            if patient_id is not None and _row_locks(db):
-                lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
-            queue = [] if patient_id is None else db.execute(
-                SERVE_STATE, {"pid": patient_id, "since": now - self._policy.lookback}
-            ).all()
-            if patient_id is None or not queue or queue[0].erased_at is not None:
-                raise NotFound("patient not found")
-            work = _Pass()
-            served = self._pick(
-                session, db, queue, patient_id=patient_id, now=now, actor_id=actor_id, work=work,
+            db = uow.session.connection()
+            row_locks = _row_locks(db)
+            work = _Pass(may_write=locked or not row_locks)  # SQLite holds the write lock from BEGIN
+            served, patient_id, reading = self._read_and_pick(
+                uow.session, source_id, work, lock=locked and row_locks, since=since, now=now, actor_id=actor_id,
                 session_id=session_id, weights=weights,
             )
-            if work.expired:
-                db.execute(MARK_EXPIRED, {"ids": work.expired})
-            if served is None:
-                outcome = work.hold.reason if work.hold else "held_by_session" if work.session_held else "none_ready"
-                details: dict[str, Any] = {"outcome": outcome}
-                if work.session_held is not None:
-                    details["session_held"] = work.session_held
-                work.events.append(
-                    AuditEvent(EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id,
-                               decision="none", details=details)
-                )
-            self._audit.append_and_commit(uow, work.events, now=now)  # last: the chain head is held briefly
-        if served is not None:
-            self._observer.served(served.nudge)
+            self._commit(uow, work, served, patient_id=patient_id, reading=reading, actor_id=actor_id, now=now)
         return served
+
+    def _read_and_pick(
+        self, session: Session, source_id: str, work: _Pass, *, lock: bool, since: datetime, now: datetime,
+        actor_id: str | None, session_id: str | None, weights: Mapping[str, float] | None,
+    ) -> tuple[ServedNudge | None, str, Reading]:
+        db = session.connection()  # the hot statements go to the transaction's connection directly
+        patient_id = self._patients.find(db, source_id)
+        if patient_id is not None and lock:
+            lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
+        queue = [] if patient_id is None else db.execute(SERVE_STATE, {"pid": patient_id, "since": since}).all()
+        if patient_id is None or not queue or queue[0].erased_at is not None:
+            raise NotFound("patient not found")
+        first = queue[0]
+        reading = Reading(patient_id, int(first.patient_version), first.prefs_updated_at, since,
+                          tuple(sorted(r.id for r in queue if r.status == "served")))
+        served = self._pick(
+            session, db, queue, patient_id=patient_id, now=now, actor_id=actor_id, work=work, session_id=session_id,
+            weights=weights,
+        )
+        return served, patient_id, reading
+
+    def _commit(
+        self, uow: UnitOfWork, work: _Pass, served: ServedNudge | None, *, patient_id: str, reading: Reading,
+        actor_id: str | None, now: datetime,
+    ) -> None:
+        """Claim the winner (expired rows marked with it) or audit the empty answer, then commit."""
+        steps: list[Claim] = []
+        if served is not None:
+            steps.append(Claim(served.delivery_id, now, work.recheck, reading, tuple(work.expired)))
+        else:
+            if work.expired:  # PostgreSQL: the patient's lock first, the order every writer of the queue keeps
+                db = uow.session.connection()
+                if not work.may_write and _row_locks(db):
+                    lock_patient(db, patient_id)
+                db.execute(MARK_EXPIRED, {"ids": work.expired})
+            outcome = work.hold.reason if work.hold else "held_by_session" if work.session_held else "none_ready"
+            details: dict[str, Any] = {"outcome": outcome}
+            if work.session_held is not None:
+                details["session_held"] = work.session_held
+            work.events.append(
+                AuditEvent(EventType.SERVED, "service", actor_id=actor_id, patient_ref=patient_id, decision="none",
+                           details=details)
+            )
+        self._audit.append_and_commit(uow, work.events, now=now, first=steps)  # last: the chain head is held briefly
 
     def _pick(
         self, session: Session, db: Connection, queue: Sequence[Any], *, patient_id: str, now: datetime,
         actor_id: str | None, work: _Pass, session_id: str | None = None, weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
-        """The winner among ``queue`` (:data:`SERVE_STATE` rows), marked served; None when nothing may be served."""
+        """The winner among ``queue`` (:data:`SERVE_STATE` rows), its claim put in ``work``; None when nothing may
+        be served."""
         version, timezone = queue[0].patient_version, queue[0].timezone
         served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
         ready = _ready_in_order(session, queue, weights)
@@ -723,8 +911,7 @@ class DeliveryService:
                 self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=r.nudge_id,
                                 ready_id=r.id, verdict=None, reason="withdrawn")
                 continue
-            if r.review_item_id is not None and _flagged(session, patient_id, nudge.id):
-                # approved by a clinician after the patient flagged it: the patient's flag stands
+            if r.flagged:  # queued (or approved by a clinician) after the patient flagged it: the flag stands
                 self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=nudge.id,
                                 ready_id=r.id, verdict=None, reason="patient_flagged")
                 continue
@@ -753,14 +940,11 @@ class DeliveryService:
                     return None
                 continue
             if verdict is None:
-                won = db.execute(MARK_SERVED, {"rid": r.id, "b_now": now}).first()
+                caution = tuple(json_codec.loads(r.caution_json) if r.caution_json else ())
+                digest = str(r.ruleset_digest)
             else:
-                won = db.execute(MARK_SERVED_RECHECKED, {
-                    "rid": r.id, "b_now": now, "b_caution": list(verdict.caution), "b_digest": verdict.ruleset_digest,
-                }).first()
-            if won is None:  # lost the race for this row
-                continue
-            caution, digest = tuple(won.caution or ()), str(won.ruleset_digest)
+                caution, digest = verdict.caution, verdict.ruleset_digest
+            work.recheck = verdict
             served_details: dict[str, Any] = {"delivery_id": r.id, "rechecked": rechecked, "cautions": len(caution)}
             if work.session_held is not None:
                 served_details["session_held"] = work.session_held
@@ -814,6 +998,8 @@ class DeliveryService:
         self, session: Session, work: _Pass, *, actor_id: str | None, patient_id: str, nudge_id: str,
         ready_id: str, verdict: Recheck | None, reason: str,
     ) -> None:
+        if not work.may_write:
+            raise _NeedsLock
         supersede_rows(session, [ready_id])
         work.superseded.append(ready_id)
         work.events.append(
@@ -833,14 +1019,10 @@ def _preferences(row: Any) -> Preferences | None:
         return None
     return Preferences(
         quiet_start=row.quiet_start, quiet_end=row.quiet_end, snoozed_until=row.snoozed_until,
-        opted_out_all=bool(row.opted_out_all), opted_out_categories=tuple(row.opted_out_categories or ()),
+        opted_out_all=bool(row.opted_out_all),
+        opted_out_categories=tuple(json_codec.loads(row.opted_out_json) if row.opted_out_json else ()),
         max_per_day=row.max_per_day, max_per_week=row.max_per_week,
     )
-
-
-def _flagged(session: Session, patient_id: str, nudge_id: str) -> bool:
-    """The patient flagged this nudge ("not right for me", "unsafe for me") and the flag was not lifted."""
-    return session.execute(FLAGGED, {"pid": patient_id, "nid": nudge_id}).first() is not None
 
 
 def supersede_rows(session: Session, ids: Sequence[str]) -> None:

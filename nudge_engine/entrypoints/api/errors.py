@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nudge_engine.domain.errors import (
+    Busy,
     ConfigurationError,
     Conflict,
     IntegrityError,
@@ -90,6 +91,7 @@ ENGINE_ERRORS: tuple[tuple[type[NudgeEngineError], int, str], ...] = (
     (InvalidInput, 422, "invalid_input"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (Busy, 503, "busy"),
     (InvalidRuleSet, 503, "ruleset_unavailable"),
     (ConfigurationError, 503, "misconfigured"),
     (IntegrityError, 500, "integrity_error"),
@@ -115,7 +117,7 @@ DESCRIPTIONS = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input; the message names the field (and FHIR resource)",
-    503: "Not ready",
+    503: "Not ready, or busy with concurrent writers (nothing stored; retry)",
 }
 
 

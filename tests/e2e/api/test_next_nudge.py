@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, select, update
 
-from nudge_engine.adapters.orm import PatientPreferenceRow
+from nudge_engine.adapters.orm import PatientPreferenceRow, ReadyNudgeRow, new_id
+from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
+from nudge_engine.adapters.unit_of_work import UnitOfWork
+from nudge_engine.audit.trail import AuditEvent
 from nudge_engine.bootstrap import Container
 from tests.e2e.api.kit import (
     HYPERTENSION,
@@ -23,6 +28,7 @@ from tests.e2e.api.kit import (
     audit_records,
     condition,
     ready_status,
+    seed_catalog,
     seed_ready,
     surrogate_of,
 )
@@ -218,3 +224,138 @@ def test_a_serve_is_audited_with_the_surrogate_and_never_the_apps_id(
         (pid, WATER.id, "deliver", "service")
     ]
     assert all("app-ada" not in repr(tuple(r)) for r in audit_records(container))
+
+
+def test_a_serve_whose_row_another_writer_takes_at_commit_commits_nothing_and_serves_the_next(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enrol("app-bob")
+    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
+    _next(client, service_headers, "app-bob")  # on PostgreSQL this opens the connection's one-message path
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    low = seed_ready(container, pid, WATER, score=0.2)
+    high = seed_ready(container, pid, SLEEP, score=0.9)
+    commit = container.audit.append_and_commit
+    taken: list[str] = []
+
+    def other_writer_first(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+        if not taken:  # a build supersedes the picked row between the serve's read and its commit
+            taken.append(high)
+            with container.uow() as other:
+                other.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == high).values(
+                    status="superseded"))
+                other.commit()
+        commit(uow, events, **kwargs)
+
+    if container.engine.dialect.name == "sqlite":  # the serve holds the write lock: the other writer cannot
+        monkeypatch.setattr(container.audit, "append_and_commit", _in_the_same_transaction(commit, high, taken))
+    else:
+        monkeypatch.setattr(container.audit, "append_and_commit", other_writer_first)
+    status, body = _next(client, service_headers)
+
+    assert taken == [high]
+    assert status == 200 and body is not None
+    if container.engine.dialect.name == "sqlite":  # the first attempt's change rolled back with it
+        assert body["delivery_id"] == high
+    else:
+        assert body["delivery_id"] == low and ready_status(container, high) == "superseded"
+    served = [r for r in audit_records(container) if r.event_type == "served" and r.patient_ref == pid]
+    assert [r.details["delivery_id"] for r in served] == [body["delivery_id"]]  # the lost attempt left no record
+
+
+def _in_the_same_transaction(commit: Callable[..., None], ready_id: str, taken: list[str]) -> Callable[..., None]:
+    """SQLite: the row changes inside the serve's own transaction just before its commit step."""
+
+    def take_then_commit(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+        if not taken:
+            taken.append(ready_id)
+            uow.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == ready_id).values(status="superseded"))
+        commit(uow, events, **kwargs)
+
+    return take_then_commit
+
+
+def test_expired_rows_are_marked_with_the_claim_of_the_nudge_served(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+) -> None:
+    enrol("app-bob")
+    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
+    assert _next(client, service_headers, "app-bob")[0] == 200  # opens the one-message path (PostgreSQL)
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    stale1 = seed_ready(container, pid, WALK, score=0.95, expires_at=container.clock() - timedelta(minutes=1))
+    stale2 = seed_ready(container, pid, SLEEP, score=0.99, expires_at=container.clock() - timedelta(minutes=1))
+    live = seed_ready(container, pid, WATER, score=0.1)
+    status, body = _next(client, service_headers)
+    assert status == 200 and body is not None and body["delivery_id"] == live
+    assert ready_status(container, stale1) == "expired" and ready_status(container, stale2) == "expired"
+
+
+def test_a_daily_cap_holds_when_a_concurrent_serve_and_a_deleted_old_serve_leave_the_count_unchanged(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enrol("app-bob")
+    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
+    assert _next(client, service_headers, "app-bob")[0] == 200
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    now = container.clock()
+    seed_catalog(container, WALK)
+    with container.uow() as uow:
+        uow.session.execute(insert(PatientPreferenceRow), [{
+            "patient_id": pid, "quiet_start": "23:00", "quiet_end": "06:00", "max_per_day": 1,
+            "opted_out_categories": [], "opted_out_all": False, "updated_at": now,
+        }])
+        old = new_id()  # served three days ago: inside the 8-day window the claim counts, outside "today"
+        uow.session.execute(insert(ReadyNudgeRow), [{
+            "id": old, "patient_id": pid, "nudge_id": WALK.id, "status": "served", "score": 1.0, "caution": [],
+            "context_version": 1, "ruleset_digest": "sha256:build", "created_at": now - timedelta(days=3, hours=1),
+            "not_before": None, "expires_at": now - timedelta(days=2), "served_at": now - timedelta(days=3),
+            "review_item_id": None,
+        }])
+        uow.commit()
+    seed_ready(container, pid, WATER, score=0.9)
+    other = seed_ready(container, pid, SLEEP, score=0.5)
+    commit = container.audit.append_and_commit
+    done: list[int] = []
+
+    def interleave(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+        if not done and kwargs.get("first"):
+            done.append(1)
+            with container.uow() as w:  # another serve of this patient commits (served 'other' just now)
+                w.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == other)
+                                  .values(status="served", served_at=now))
+                w.commit()
+            with container.uow() as w:  # retention (or a build's unguarded supersede) drops an old serve
+                w.session.execute(delete(ReadyNudgeRow).where(ReadyNudgeRow.id == old))
+                w.commit()
+        commit(uow, events, **kwargs)
+
+    monkeypatch.setattr(container.audit, "append_and_commit", interleave)
+    status, _body = _next(client, service_headers)
+    with container.uow() as uow:
+        today = uow.session.scalars(select(ReadyNudgeRow.id).where(
+            ReadyNudgeRow.patient_id == pid, ReadyNudgeRow.status == "served",
+            ReadyNudgeRow.served_at >= now - timedelta(hours=1))).all()
+    assert done
+    assert len(today) <= 1, f"max_per_day=1 but served today: {len(today)} (status {status})"
+
+
+def test_a_flagged_nudge_queued_by_a_build_planned_before_the_flag_is_never_served(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    with container.uow() as uow:  # the patient flags WATER after a build read its shard ...
+        uow.session.execute(insert(PatientFeedbackRow), [{
+            "id": new_id(), "patient_id": pid, "nudge_id": WATER.id, "kind": "unsafe_for_me", "delivery_id": None,
+            "review_item_id": None, "created_at": container.clock(), "lifted_at": None}])
+        uow.commit()
+    flagged = seed_ready(container, pid, WATER, score=0.9)  # ... and the build's writer then queues it (no review item)
+    status, body = _next(client, service_headers)
+
+    assert status == 204, body
+    assert ready_status(container, flagged) == "superseded"

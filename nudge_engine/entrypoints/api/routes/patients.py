@@ -65,7 +65,7 @@ FHIR_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json"})
     response_model=NextNudgeRead,
     responses={
         204: {"description": "No nudge to show now"},
-        **error_responses(401, 403, 404, 422),
+        **error_responses(401, 403, 404, 422, 503),
     },
     summary="The nudge to show this patient now",
 )
