@@ -19,6 +19,20 @@ from pathlib import Path
 import httpx
 
 
+def sqlite_serve_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``serve`` on a fresh migrated SQLite file in ``tmp_path`` (metrics directory unset)."""
+    from nudge_engine.adapters.database import make_engine
+    from nudge_engine.adapters.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'nudge.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_VAR_DIR": str(tmp_path)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

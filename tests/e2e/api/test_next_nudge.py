@@ -226,13 +226,20 @@ def test_a_serve_is_audited_with_the_surrogate_and_never_the_apps_id(
     assert all("app-ada" not in repr(tuple(r)) for r in audit_records(container))
 
 
+def _serve_another_patient(
+    client: TestClient, container: Container, headers: Headers, enrol: Callable[..., None]
+) -> None:
+    """A first serve on the app's connection: on PostgreSQL it opens the one-message path (claim in the commit)."""
+    enrol("app-bob")
+    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
+    assert _next(client, headers, "app-bob")[0] == 200
+
+
 def test_a_serve_whose_row_another_writer_takes_at_commit_commits_nothing_and_serves_the_next(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    enrol("app-bob")
-    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
-    _next(client, service_headers, "app-bob")  # on PostgreSQL this opens the connection's one-message path
+    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     low = seed_ready(container, pid, WATER, score=0.2)
@@ -280,9 +287,7 @@ def _in_the_same_transaction(commit: Callable[..., None], ready_id: str, taken: 
 def test_expired_rows_are_marked_with_the_claim_of_the_nudge_served(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
 ) -> None:
-    enrol("app-bob")
-    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
-    assert _next(client, service_headers, "app-bob")[0] == 200  # opens the one-message path (PostgreSQL)
+    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     stale1 = seed_ready(container, pid, WALK, score=0.95, expires_at=container.clock() - timedelta(minutes=1))
@@ -297,9 +302,7 @@ def test_a_daily_cap_holds_when_a_concurrent_serve_and_a_deleted_old_serve_leave
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    enrol("app-bob")
-    seed_ready(container, surrogate_of(container, "app-bob"), WATER)
-    assert _next(client, service_headers, "app-bob")[0] == 200
+    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     now = container.clock()

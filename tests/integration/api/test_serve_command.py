@@ -6,7 +6,6 @@ spread connections is in ``test_serve_listeners``.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from collections.abc import Callable
@@ -15,20 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nudge_engine.adapters.database import make_engine
-from nudge_engine.adapters.migrations import upgrade
-from tests.support.serving import free_port, running_serve
+from tests.support.serving import free_port, running_serve, sqlite_serve_env
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_workers_serve_the_api_and_every_scrape_counts_all_of_them(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'nudge.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_VAR_DIR": str(tmp_path)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = sqlite_serve_env(tmp_path)
     log = tmp_path / "server.log"
     with (
         running_serve(env, port=free_port(), workers=2, log=log) as base,

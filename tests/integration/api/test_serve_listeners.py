@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nudge_engine.adapters.database import make_engine
-from nudge_engine.adapters.migrations import upgrade
-from tests.support.serving import free_port, serve_process, start_serve
+from tests.support.serving import free_port, serve_process, sqlite_serve_env, start_serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,22 +28,12 @@ pytestmark = [
 LISTEN, ESTABLISHED = "0A", "01"
 
 
-def _serve_env(tmp_path: Path) -> dict[str, str]:
-    url = f"sqlite:///{tmp_path / 'nudge.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_VAR_DIR": str(tmp_path)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """A two-worker ``serve`` shared by the tests that only look at it: (port, supervisor pid)."""
     tmp_path = tmp_path_factory.mktemp("serve")
     port = free_port()
-    with serve_process(_serve_env(tmp_path), port=port, workers=2, log=tmp_path / "server.log") as proc:
+    with serve_process(sqlite_serve_env(tmp_path), port=port, workers=2, log=tmp_path / "server.log") as proc:
         yield port, proc.pid
 
 
@@ -171,7 +159,7 @@ def test_a_second_serve_on_a_taken_port_exits_naming_the_address(
 ) -> None:
     port, supervisor = server
     log = tmp_path / "second.log"
-    second = start_serve(_serve_env(tmp_path), port=port, workers=2, log=log)
+    second = start_serve(sqlite_serve_env(tmp_path), port=port, workers=2, log=log)
     try:
         exit_code = second.wait(timeout=60)
     finally:
@@ -186,7 +174,7 @@ def test_a_second_serve_on_a_taken_port_exits_naming_the_address(
 
 def test_sigterm_to_the_supervisor_stops_every_worker_and_frees_the_port(tmp_path: Path) -> None:
     port = free_port()
-    with serve_process(_serve_env(tmp_path), port=port, workers=2, log=tmp_path / "server.log") as proc:
+    with serve_process(sqlite_serve_env(tmp_path), port=port, workers=2, log=tmp_path / "server.log") as proc:
         workers = _workers(port, proc.pid)
         assert len(workers) == 2
         os.kill(proc.pid, signal.SIGTERM)  # the supervisor alone, as `kill PID` or a service manager sends it
