@@ -1,12 +1,17 @@
 """Serving the next nudge: the best ready nudge for now, re-checked when the clinical context moved.
 
-One call is one transaction: the patient's row is locked (PostgreSQL ``FOR UPDATE``; on SQLite the
-unit of work holds the database write lock from ``BEGIN IMMEDIATE``), candidates are read best first, a candidate built
-on an older context version is re-checked by the guardrails (blocked or now-needing-review nudges
-are superseded and never served), serve-time burden limits (quiet hours, snooze, opt-outs, caps)
-are applied, and the winner is marked served with a compare-and-set
-(``UPDATE ... WHERE status = 'ready'``) so two concurrent calls can never serve the same row. The
-serve (or the empty answer) and every supersession are audited in the same transaction.
+The patient is read and the winner picked without locks (on SQLite in a read-only snapshot, outside
+the database's one write lock; on PostgreSQL without the patient's row lock): candidates best first,
+a candidate built on an older context version re-checked by the guardrails (a now-blocked or
+now-needing-review nudge is never served), serve-time burden limits applied (quiet hours, snooze,
+opt-outs, caps). The winner is then claimed in the transaction that commits the audit record
+(:class:`Claim`; on PostgreSQL inside the committing message): the claim locks the patient, checks
+that what the pick rested on still holds (context version, preferences, the serves counted) and
+marks the row served with a compare-and-set (``UPDATE ... WHERE status = 'ready'``), so two
+concurrent calls can never serve the same row or break a cap together. If anything moved, nothing
+is stored and the call runs again the old way, under the lock from its first read (PostgreSQL
+``FOR UPDATE`` on the patient; SQLite ``BEGIN IMMEDIATE``), as does a pass that must supersede a
+nudge. The serve (or the empty answer) and every supersession are audited in the same transaction.
 
 Ports (seams) this service is given, each with a safe default:
 
