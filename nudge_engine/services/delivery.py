@@ -41,7 +41,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Row, Table, Text, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, Table, Text, Update, and_, bindparam, case, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -96,7 +96,8 @@ _fb = cast("Table", PatientFeedbackRow.__table__).c
 # before the flag and queued after it (ix_patient_feedback_patient).
 FLAGGED_ROW = (
     select(_fb.id)
-    .where(_fb.patient_id == _r.patient_id, _fb.nudge_id == _r.nudge_id, _fb.kind.in_(SUPPRESSING_FEEDBACK),
+    .where(_fb.patient_id == _r.patient_id, _fb.nudge_id == _r.nudge_id,
+           or_(*(_fb.kind == kind for kind in SUPPRESSING_FEEDBACK)),  # not IN: no expanding parameter per call
            _fb.lifted_at.is_(None))
     .exists()
 )
@@ -113,7 +114,7 @@ SERVE_STATE = (
         _pc.updated_at.label("prefs_updated_at"),
         _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version, _r.not_before, _r.expires_at, _r.served_at,
         _r.review_item_id, _r.ruleset_digest, sql_cast(_r.caution, Text).label("caution_json"),
-        FLAGGED_ROW.label("flagged"),
+        case((_r.status == "ready", FLAGGED_ROW), else_=False).label("flagged"),  # served rows need no check
     )
     .select_from(
         _patients.outerjoin(_prefs, _pc.patient_id == _patients.c.id).outerjoin(
