@@ -29,6 +29,8 @@ write lock from its ``BEGIN``. The lock is released at COMMIT or ROLLBACK:
   before ``commit()``: a build shard appends thousands of decisions with one lock. API requests go
   one step further with :meth:`AuditTrail.append_and_commit`: on PostgreSQL their records and the
   COMMIT reach the server in one message, so the head is locked for no client round trip at all.
+  A request's own write that must succeed first (next-nudge's claim of its nudge, a
+  :class:`CommitStep`) can travel at the head of that message.
 
 Sequence numbers are dense (1, 2, 3 ...), so a deleted record is a visible gap, and the head row
 tells where the trail must end. Signed checkpoints (:mod:`nudge_engine.audit.checkpoints`) pin the
