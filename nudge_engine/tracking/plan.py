@@ -110,6 +110,9 @@ class Problem:
 
 
 def _is_int(v: object) -> bool:
+    """An integer as JSON Schema (and so the OpenAPI document) counts one: 30 or 30.0, not 30.5 or true."""
+    if isinstance(v, float):
+        return v.is_integer()
     return isinstance(v, int) and not isinstance(v, bool)
 
 

@@ -38,6 +38,13 @@ def test_a_boolean_is_not_an_integer() -> None:
     assert problem.code == "wrong_type"
 
 
+def test_an_integral_number_is_an_integer_as_the_json_schema_of_the_api_counts_it() -> None:
+    plan = load_tracking_plan()
+    assert plan.check("activity", nudge_id=None, properties={"minutes": 739.0, "steps": 6386.0}) == []
+    (problem,) = plan.check("activity", nudge_id=None, properties={"minutes": 30.5})
+    assert (problem.field, problem.code) == ("body.properties.minutes", "wrong_type")
+
+
 def test_a_plan_declaring_an_event_type_the_engine_cannot_process_is_invalid() -> None:
     with pytest.raises(InvalidRuleSet, match="event type 'shared'"):
         parse_tracking_plan({"version": "1.0.0", "events": {"shared": {}}}, source="plan.yaml")
