@@ -340,6 +340,11 @@ class SessionFunction:
     name: str
     create: str  # the CREATE FUNCTION statement
 
+    def call(self, cursor: Any, args: Sequence[Any]) -> str:
+        """``SELECT name (...)`` with ``args`` rendered as literals by ``cursor`` (psycopg's ``ClientCursor``)."""
+        rendered: str = cursor.mogrify(f"SELECT {self.name} ({', '.join('%s' for _ in args)})", list(args))
+        return rendered
+
 
 class CommitStep(Protocol):
     """A write that must succeed for a request's records to commit (see :meth:`AuditTrail.append_and_commit`)."""
@@ -377,7 +382,6 @@ CREATE_SESSION_FUNCTION = (
     + ";\nEND\n$function$"
 )
 TEMP_ALLOWED = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
-CALL_SESSION_FUNCTION = f"SELECT {SESSION_FUNCTION} ({', '.join('%s' for _ in _FUNCTION_PARAMS)})"
 APPEND_FUNCTION = SessionFunction(SESSION_FUNCTION, CREATE_SESSION_FUNCTION)
 
 
@@ -409,12 +413,10 @@ def _committing_message(
         if not pooled.info.get(function.name) and function not in creates:
             creates.append(function)
     statements = [function.create for function in creates]
-    for step in first:
-        args = list(step.args())
-        statements.append(cursor.mogrify(f"SELECT {step.function.name} ({', '.join('%s' for _ in args)})", args))
+    statements += [step.function.call(cursor, step.args()) for step in first]
     for event in events:
         params = _one_params(event, recorded_at=recorded_at, now=now)
-        statements.append(cursor.mogrify(CALL_SESSION_FUNCTION, [params[name] for name, _ in _FUNCTION_PARAMS]))
+        statements.append(APPEND_FUNCTION.call(cursor, [params[name] for name, _ in _FUNCTION_PARAMS]))
     return ";\n".join([*statements, "COMMIT"]), creates
 
 
