@@ -266,19 +266,14 @@ def estimate(
     dr_terms = dm + w * (r - q[rows, logged.action])
 
     idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-
-    def interval(samples: npt.NDArray[np.float64]) -> tuple[float, float]:
-        return float(np.quantile(samples, lo_q)), float(np.quantile(samples, hi_q))
-
     wr = w * r
     ips_b = wr[idx].mean(axis=1)
     snips_b = wr[idx].sum(axis=1) / np.maximum(w[idx].sum(axis=1), 1e-300)
     dr_b = dr_terms[idx].mean(axis=1)
     estimates = {
-        "ips": Estimate("ips", float(wr.mean()), *interval(ips_b)),
-        "snips": Estimate("snips", float(wr.sum() / max(w.sum(), 1e-300)), *interval(snips_b)),
-        "dr": Estimate("dr", float(dr_terms.mean()), *interval(dr_b)),
+        "ips": Estimate("ips", float(wr.mean()), *percentile_interval(ips_b, level)),
+        "snips": Estimate("snips", float(wr.sum() / max(w.sum(), 1e-300)), *percentile_interval(snips_b, level)),
+        "dr": Estimate("dr", float(dr_terms.mean()), *percentile_interval(dr_b, level)),
     }
     if pi is None:
         return estimates, overlap(w, logged.propensity, pi_a)
@@ -302,6 +297,11 @@ def _weighted_dm(
         b = rng.poisson(1.0, len(logged)).astype(np.float64)
         q = _RewardFit(logged, folds=folds, seed=seed + splits + k).predict(weights * b)
         reps.append(float(b @ (pi * q).sum(axis=1) / max(b.sum(), 1.0)))
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    low, high = (float(np.quantile(reps, lo_q)), float(np.quantile(reps, hi_q))) if reps else (value, value)
+    low, high = percentile_interval(np.asarray(reps), level) if reps else (value, value)
     return Estimate("wdm", value, low, high)
+
+
+def percentile_interval(samples: npt.NDArray[np.float64], level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap (or refit) replicates."""
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    return float(np.quantile(samples, lo_q)), float(np.quantile(samples, hi_q))
