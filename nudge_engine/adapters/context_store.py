@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import bulk_insert, chunked
@@ -153,8 +153,9 @@ def replace_contexts(
     bulk_insert(session, ClinicalPackRow, packs)
 
 
-def load_contexts(session: Session, patient_ids: Sequence[str]) -> dict[str, PatientContext]:
-    """Read the stored contexts of the given patients (missing patients are absent from the result)."""
+def load_contexts(session: Session | Connection, patient_ids: Sequence[str]) -> dict[str, PatientContext]:
+    """Read the stored contexts of the given patients (missing patients are absent from the result), through a
+    session or a plain connection (Core statements only)."""
     out: dict[str, dict[str, list[Any]]] = {}
     demo: dict[str, tuple[date | None, str | None]] = {}
     for chunk in chunked(list(patient_ids)):
@@ -206,7 +207,7 @@ def _mo(at: Any, date_only: bool) -> Moment | None:
     return Moment(at, date_only) if at is not None else None
 
 
-def _collect(session: Session, chunk: Sequence[str], out: dict[str, dict[str, list[Any]]]) -> None:
+def _collect(session: Session | Connection, chunk: Sequence[str], out: dict[str, dict[str, list[Any]]]) -> None:
     """Column selects (no ORM instances): the build loads millions of these rows."""
     c = ConditionRow
     for rc in session.execute(

@@ -35,13 +35,29 @@ from __future__ import annotations
 import threading
 import time as time_module
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Row, Table, Text, Update, and_, bindparam, case, or_, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    Text,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -82,11 +98,15 @@ CANDIDATES = 16  # ready rows looked at per call, best first
 SERVED_LOOKBACK = timedelta(days=8)  # past serves the burden check may count (a local week and a day)
 SESSION_WINDOW = timedelta(hours=2)  # how far back the events of an app session are read
 SUPPRESSING_FEEDBACK = ("not_right_for_me", "unsafe_for_me")
+# What a serve reads through: the unit of work's session, or (SQLite, read without locks) a snapshot's
+# plain connection, which costs a fraction of a session to open and end. Reads are Core statements.
+Reader: TypeAlias = Session | Connection
 
 # Statements of the hot path, built once (Core, bound parameters): building SQLAlchemy statements
 # costs more than running them on an indexed table.
 _ready = cast("Table", ReadyNudgeRow.__table__)
 _r = _ready.c
+_nudges = cast("Table", NudgeRow.__table__)
 _patients = cast("Table", PatientRow.__table__)
 _prefs = cast("Table", PatientPreferenceRow.__table__)
 _pc = _prefs.c
@@ -127,29 +147,39 @@ SERVE_STATE = (
     )
     .where(_patients.c.id == bindparam("pid"))
 )
-MARK_SERVED = (  # compare-and-set: only one caller can move a row from ready to served
-    update(_ready)
-    .where(_r.id == bindparam("rid"), _r.status == "ready")
-    .values(status="served", served_at=bindparam("b_now"))
-)
-MARK_SERVED_RECHECKED = (  # the same, with the cautions and rule set of the serve-time re-check
-    update(_ready)
-    .where(_r.id == bindparam("rid"), _r.status == "ready")
-    .values(status="served", served_at=bindparam("b_now"), caution=bindparam("b_caution"),
-            ruleset_digest=bindparam("b_digest"))
-)
-# What a serve read of the patient and must still hold when it claims its row (``Claim``): the context
-# version its guardrail verdicts rest on, the preferences' stamp, and which serves its caps and
-# cooldowns counted (their ids: a count could stay equal while one serve comes and another goes).
-# Read after the patient's row lock (PostgreSQL), by statements of their own: a statement that waited
-# for a lock still sees the data as of its start.
-CLAIM_CHECK = select(
-    _patients.c.context_version,
-    select(_pc.updated_at).where(_pc.patient_id == bindparam("pid")).scalar_subquery().label("prefs_updated_at"),
-).where(_patients.c.id == bindparam("pid"))
-SERVED_SINCE = select(_r.id).where(
-    _r.patient_id == bindparam("pid"), _r.status == "served", _r.served_at >= bindparam("since")
-)
+# The claim's compare-and-set (``Claim``): the row moves from ready to served only if what the serve read
+# still holds: the context version its guardrail verdicts rest on, the preferences' stamp, and which
+# serves its caps and cooldowns counted (their ids, passed as a JSON array: a count could stay equal
+# while one serve comes and another goes). One statement, so the check and the write see the same
+# data; on PostgreSQL it runs after the patient's row lock (a statement takes its snapshot when it starts).
+_counted = _ready.alias("counted")
+_SERVED_NOW = (_counted.c.patient_id == bindparam("pid"), _counted.c.status == "served",
+               _counted.c.served_at >= bindparam("since"))
+_JSON_ELEMENTS = {"sqlite": "json_each", "postgresql": "json_array_elements_text"}  # a JSON array's text values
+
+
+def _claim_unmoved(dialect: str) -> ColumnElement[bool]:
+    elements = getattr(func, _JSON_ELEMENTS[dialect])(bindparam("served", type_=JSON)).table_valued("value")
+    return and_(
+        select(_patients.c.id)
+        .where(_patients.c.id == bindparam("pid"), _patients.c.context_version == bindparam("version")).exists(),
+        select(_pc.updated_at).where(_pc.patient_id == bindparam("pid")).scalar_subquery()
+        .is_not_distinct_from(bindparam("prefs_at")),
+        select(func.count()).select_from(_counted).where(*_SERVED_NOW).scalar_subquery() == bindparam("n_served"),
+        ~select(_counted.c.id).where(*_SERVED_NOW, _counted.c.id.not_in(select(elements.c.value))).exists(),
+    )
+
+
+CLAIM_SERVED = {  # per dialect: (as built, with the serve-time re-check's cautions and rule set)
+    dialect: (
+        update(_ready).where(_r.id == bindparam("rid"), _r.status == "ready", _claim_unmoved(dialect))
+        .values(status="served", served_at=bindparam("b_now")),
+        update(_ready).where(_r.id == bindparam("rid"), _r.status == "ready", _claim_unmoved(dialect))
+        .values(status="served", served_at=bindparam("b_now"), caution=bindparam("b_caution"),
+                ruleset_digest=bindparam("b_digest")),
+    )
+    for dialect in _JSON_ELEMENTS
+}
 # The claim as a session function, called in the request's committing message on PostgreSQL (see
 # ``AuditTrail.append_and_commit``): it locks the patient, checks the serve's reading, marks the
 # expired rows and makes the compare-and-set. When any of that fails it raises CLAIM_LOST, which
@@ -489,8 +519,8 @@ class NullObserver:
 # --- shared helpers --------------------------------------------------------------------------------
 
 
-def nudge_from_row(row: NudgeRow) -> Nudge | None:
-    """The domain nudge of a catalog row, or None when it is withdrawn or no longer valid."""
+def nudge_from_row(row: NudgeRow | Row[Any]) -> Nudge | None:
+    """The domain nudge of a catalog row (mapped or plain), or None when it is withdrawn or no longer valid."""
     if not row.active:
         return None
     try:
@@ -505,7 +535,7 @@ def nudge_from_row(row: NudgeRow) -> Nudge | None:
 class NudgeSource(Protocol):
     """Where nudge content comes from; a nudge that is gone (or withdrawn) maps to None."""
 
-    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]: ...
+    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]: ...
 
 
 class CatalogNudges:
@@ -515,7 +545,7 @@ class CatalogNudges:
         self._nudges = {n.id: n for n in catalog.nudges()}
         self._catalog = catalog
 
-    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
+    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]:
         now = datetime.now(UTC).timestamp()
         found: dict[str, Nudge | None] = {}
         for nid in ids:
@@ -528,11 +558,11 @@ class CatalogNudges:
 class StoredNudges:
     """Nudge content from the ``nudges`` table (inactive rows count as withdrawn)."""
 
-    def find(self, session: Session, ids: Iterable[str]) -> dict[str, Nudge | None]:
+    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = session.scalars(select(NudgeRow).where(NudgeRow.id.in_(wanted)))
+        rows = session.execute(select(*_nudges.c).where(_nudges.c.id.in_(wanted)))
         found = {row.id: nudge_from_row(row) for row in rows}
         return {nid: found.get(nid) for nid in wanted}
 
@@ -543,7 +573,7 @@ def lock_patient(session: Session | Connection, patient_id: str) -> Row[int, str
     return row
 
 
-def approved_for(session: Session, review_item_id: str | None) -> frozenset[str]:
+def approved_for(session: Reader, review_item_id: str | None) -> frozenset[str]:
     """The rule ids a clinician approved this nudge over (empty when it was never reviewed)."""
     if review_item_id is None:
         return frozenset()
@@ -638,7 +668,7 @@ class _Pass:
     recheck: Recheck | None = None  # the winner's serve-time re-check (None: served as built)
 
 
-def _ready_in_order(session: Session, queue: Sequence[Any], weights: Mapping[str, float] | None) -> list[Any]:
+def _ready_in_order(session: Reader, queue: Sequence[Any], weights: Mapping[str, float] | None) -> list[Any]:
     """The ready rows, best first: by build score, or re-scored under the request's weight overrides."""
     ready_rows = [r for r in queue if r.status == "ready"]
     scores = {r.id: float(r.score) for r in ready_rows}
@@ -647,7 +677,7 @@ def _ready_in_order(session: Session, queue: Sequence[Any], weights: Mapping[str
     return sorted(ready_rows, key=lambda r: (-scores[r.id], r.id))
 
 
-def _reweighed(session: Session, rows: Sequence[Any], weights: Mapping[str, float]) -> dict[str, float]:
+def _reweighed(session: Reader, rows: Sequence[Any], weights: Mapping[str, float]) -> dict[str, float]:
     """Scores of queued nudges under weight overrides, from the components recorded with their decision.
 
     A clinician-approved nudge (no recorded components) keeps its queue position."""
@@ -681,7 +711,7 @@ class ClaimLost(Busy):
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What a serve read of the patient, checked again when it claims its row (see :data:`CLAIM_CHECK`)."""
+    """What a serve read of the patient, checked again when it claims its row (see :data:`CLAIM_SERVED`)."""
 
     patient_id: str
     context_version: int
@@ -715,25 +745,21 @@ class Claim:
 
     def run(self, connection: Connection) -> None:
         seen = self.reading
-        if _row_locks(connection):  # the lock first, then the check by a statement of its own
+        if _row_locks(connection):  # the lock first, then the compare-and-set by a statement of its own
             lock_patient(connection, seen.patient_id)
-        now = connection.execute(CLAIM_CHECK, {"pid": seen.patient_id}).first()
-        if now is None or (now.context_version, now.prefs_updated_at) != (seen.context_version, seen.prefs_updated_at):
-            raise ClaimLost("the patient's serve state moved")
-        served = connection.execute(SERVED_SINCE, {"pid": seen.patient_id, "since": seen.since}).scalars()
-        if tuple(sorted(served)) != seen.served:
-            raise ClaimLost("the patient's serve state moved")
         if self.expired:
             connection.execute(MARK_EXPIRED, {"ids": list(self.expired)})
+        as_built, rechecked = CLAIM_SERVED[connection.dialect.name]
+        params = {"rid": self.ready_id, "b_now": self.at, "pid": seen.patient_id, "version": seen.context_version,
+                  "prefs_at": seen.prefs_updated_at, "since": seen.since, "n_served": len(seen.served),
+                  "served": list(seen.served)}
         if self.recheck is None:
-            result = connection.execute(MARK_SERVED, {"rid": self.ready_id, "b_now": self.at})
+            result = connection.execute(as_built, params)
         else:
-            result = connection.execute(MARK_SERVED_RECHECKED, {
-                "rid": self.ready_id, "b_now": self.at, "b_caution": list(self.recheck.caution),
-                "b_digest": self.recheck.ruleset_digest,
-            })
+            result = connection.execute(rechecked, {**params, "b_caution": list(self.recheck.caution),
+                                                    "b_digest": self.recheck.ruleset_digest})
         if result.rowcount != 1:
-            raise ClaimLost("queued nudge no longer ready")
+            raise ClaimLost("the patient's serve state moved, or the nudge is no longer ready")
 
 
 class _NeedsLock(Exception):
@@ -764,10 +790,10 @@ class DeliveryService:
         observer: DeliveryObserver | None = None,
         session_rules: SessionRules | None = None,
         session_window: timedelta = SESSION_WINDOW,
-        snapshots: Callable[[], UnitOfWork] | None = None,
+        snapshots: Callable[[], AbstractContextManager[Connection]] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
-        self._snapshots = snapshots  # SQLite: read-only units of work outside the write lock
+        self._snapshots = snapshots  # SQLite: read-only transactions (snapshots) outside the write lock
         self._vault = vault
         self._audit = audit
         self._clock = clock
@@ -828,7 +854,7 @@ class DeliveryService:
             with self._snapshots() as reader:
                 work = _Pass(may_write=False)
                 served, patient_id, reading = self._read_and_pick(
-                    reader.session, source_id, work, lock=False, since=since, now=now, actor_id=actor_id,
+                    reader, source_id, work, lock=False, since=since, now=now, actor_id=actor_id,
                     session_id=session_id, weights=weights,
                 )
             with self._uow_factory() as uow:
@@ -846,10 +872,11 @@ class DeliveryService:
         return served
 
     def _read_and_pick(
-        self, session: Session, source_id: str, work: _Pass, *, lock: bool, since: datetime, now: datetime,
+        self, session: Reader, source_id: str, work: _Pass, *, lock: bool, since: datetime, now: datetime,
         actor_id: str | None, session_id: str | None, weights: Mapping[str, float] | None,
     ) -> tuple[ServedNudge | None, str, Reading]:
-        db = session.connection()  # the hot statements go to the transaction's connection directly
+        # the hot statements go to the transaction's connection directly
+        db = session if isinstance(session, Connection) else session.connection()
         patient_id = self._patients.find(db, source_id)
         if patient_id is not None and lock:
             lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
@@ -890,7 +917,7 @@ class DeliveryService:
         self._audit.append_and_commit(uow, work.events, now=now, first=steps)  # last: the chain head is held briefly
 
     def _pick(
-        self, session: Session, db: Connection, queue: Sequence[Any], *, patient_id: str, now: datetime,
+        self, session: Reader, db: Connection, queue: Sequence[Any], *, patient_id: str, now: datetime,
         actor_id: str | None, work: _Pass, session_id: str | None = None, weights: Mapping[str, float] | None = None,
     ) -> ServedNudge | None:
         """The winner among ``queue`` (:data:`SERVE_STATE` rows), its claim put in ``work``; None when nothing may
@@ -928,11 +955,12 @@ class DeliveryService:
                 if verdict is None:  # no rule set to re-check with: fail closed, leave it for later
                     continue
                 if not still_servable(verdict, approved_for(session, r.review_item_id)):
-                    self._supersede(session, work, actor_id=actor_id, patient_id=patient_id, nudge_id=nudge.id,
-                                    ready_id=r.id, verdict=verdict, reason="context_changed")
+                    writer = self._supersede(session, work, actor_id=actor_id, patient_id=patient_id,
+                                             nudge_id=nudge.id, ready_id=r.id, verdict=verdict,
+                                             reason="context_changed")
                     if verdict.decision is Verdict.REVIEW:
                         work.events.extend(self._review.route(
-                            session, patient_id=patient_id, ready_id=r.id, nudge_id=nudge.id, recheck=verdict,
+                            writer, patient_id=patient_id, ready_id=r.id, nudge_id=nudge.id, recheck=verdict,
                             now=now,
                         ))
                     continue
@@ -964,7 +992,7 @@ class DeliveryService:
         return None
 
     def _session_order(
-        self, session: Session, *, patient_id: str, session_id: str, now: datetime, live: list[Any],
+        self, session: Reader, *, patient_id: str, session_id: str, now: datetime, live: list[Any],
         nudges: dict[str, Nudge | None], work: _Pass,
     ) -> list[Any]:
         """``live`` re-ranked by the app session's recent events; what the session rules out is left out."""
@@ -989,7 +1017,7 @@ class DeliveryService:
         return [live[i] for i in order.order]
 
     def _recheck(
-        self, session: Session, patient_id: str, nudge: Nudge, now: datetime, work: _Pass
+        self, session: Reader, patient_id: str, nudge: Nudge, now: datetime, work: _Pass
     ) -> Recheck | None:
         if self._guardrails is None:
             self._observer.rechecked(None, stage="serve")
@@ -1001,10 +1029,12 @@ class DeliveryService:
         return verdict
 
     def _supersede(
-        self, session: Session, work: _Pass, *, actor_id: str | None, patient_id: str, nudge_id: str,
+        self, session: Reader, work: _Pass, *, actor_id: str | None, patient_id: str, nudge_id: str,
         ready_id: str, verdict: Recheck | None, reason: str,
-    ) -> None:
-        if not work.may_write:
+    ) -> Session:
+        """Supersede the row within this pass, or raise :class:`_NeedsLock` when the pass may not write; returns
+        the unit of work's session the pass writes through."""
+        if not work.may_write or not isinstance(session, Session):
             raise _NeedsLock
         supersede_rows(session, [ready_id])
         work.superseded.append(ready_id)
@@ -1012,6 +1042,7 @@ class DeliveryService:
             superseded_event(actor_id=actor_id, patient_id=patient_id, nudge_id=nudge_id, ready_id=ready_id,
                              recheck=verdict, reason=reason)
         )
+        return session
 
 
 def _row_locks(db: Connection) -> bool:

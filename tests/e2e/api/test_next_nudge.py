@@ -11,15 +11,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, update
 
-from nudge_engine.adapters.orm import PatientPreferenceRow, ReadyNudgeRow, new_id
+from nudge_engine.adapters.context_store import replace_contexts
+from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.adapters.unit_of_work import UnitOfWork
+from nudge_engine.audit import trail as trail_module
 from nudge_engine.audit.trail import AuditEvent
 from nudge_engine.bootstrap import Container
+from nudge_engine.domain.context import Coding, Condition, PatientContext
 from tests.e2e.api.kit import (
     HYPERTENSION,
     PREGNANCY,
     SLEEP,
+    SNOMED,
     UNSTABLE_ANGINA,
     WALK,
     WATER,
@@ -362,3 +366,83 @@ def test_a_flagged_nudge_queued_by_a_build_planned_before_the_flag_is_never_serv
 
     assert status == 204, body
     assert ready_status(container, flagged) == "superseded"
+
+
+def _claim_by_statements(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL without the right to create temporary functions: the claim runs as statements, as on SQLite."""
+    if container.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite claims by statements either way")
+    monkeypatch.setattr(trail_module, "_may_create_temp", lambda connection: False)
+    container.engine.dispose()  # connections that opened the one-message path go
+
+
+def _before_the_claim(
+    container: Container, monkeypatch: pytest.MonkeyPatch, change: Callable[[UnitOfWork], None]
+) -> list[int]:
+    """Commit ``change`` from another writer between the serve's read and its claim (once); the list fills then."""
+    commit = container.audit.append_and_commit
+    done: list[int] = []
+
+    def interleave(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+        if not done and kwargs.get("first"):
+            done.append(1)
+            with container.uow() as other:
+                change(other)
+                other.commit()
+        commit(uow, events, **kwargs)
+
+    monkeypatch.setattr(container.audit, "append_and_commit", interleave)
+    return done
+
+
+@pytest.mark.parametrize("by_statements", [False, True], ids=["claim", "claim-by-statements"])
+def test_a_contraindication_stored_between_the_serves_read_and_its_claim_stops_the_claim(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch, by_statements: bool,
+) -> None:
+    if by_statements:
+        _claim_by_statements(container, monkeypatch)
+    _serve_another_patient(client, container, service_headers, enrol)
+    enrol("app-bo")
+    pid = surrogate_of(container, "app-bo")
+    walk = seed_ready(container, pid, WALK, score=0.9)  # built on context version 1, as the serve reads it
+    water = seed_ready(container, pid, WATER, score=0.1)
+    angina = Condition(codings=(Coding(SNOMED, UNSTABLE_ANGINA),), clinical_status="active")
+
+    def new_context(other: UnitOfWork) -> None:  # a new context version; the queue's rows untouched
+        replace_contexts(other.session, [(pid, PatientContext(conditions=(angina,)))], origin="test", all_origins=True)
+        other.session.execute(update(PatientRow).where(PatientRow.id == pid)
+                              .values(context_version=PatientRow.context_version + 1))
+
+    moved = _before_the_claim(container, monkeypatch, new_context)
+    status, body = _next(client, service_headers, "app-bo")
+
+    assert moved
+    assert status == 200 and body is not None and body["delivery_id"] == water
+    assert ready_status(container, walk) == "superseded"
+
+
+@pytest.mark.parametrize("by_statements", [False, True], ids=["claim", "claim-by-statements"])
+def test_an_opt_out_stored_between_the_serves_read_and_its_claim_stops_the_claim(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch, by_statements: bool,
+) -> None:
+    if by_statements:
+        _claim_by_statements(container, monkeypatch)
+    _serve_another_patient(client, container, service_headers, enrol)
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    walk = seed_ready(container, pid, WALK)
+
+    def opt_out(other: UnitOfWork) -> None:  # the patient had no preferences when the serve read them
+        other.session.execute(insert(PatientPreferenceRow), [{
+            "patient_id": pid, "quiet_start": None, "quiet_end": None, "opted_out_categories": [],
+            "opted_out_all": True, "updated_at": container.clock(),
+        }])
+
+    moved = _before_the_claim(container, monkeypatch, opt_out)
+    status, _body = _next(client, service_headers)
+
+    assert moved
+    assert status == 204
+    assert ready_status(container, walk) == "ready"
