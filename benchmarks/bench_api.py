@@ -258,6 +258,8 @@ def bench_backend(backend: str, database_url: str, args: argparse.Namespace, wor
     env = {**os.environ, "NUDGE_DATABASE_URL": database_url, "NUDGE_VAR_DIR": str(var_dir),
            "NUDGE_CATALOG": str(catalog), "NUDGE_BENCH_BARE": "1", "NUDGE_LOG_LEVEL": args.log_level}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if args.api_threads is not None:
+        env["NUDGE_API_THREADS"] = str(args.api_threads)
     results: list[Result] = []
     with running_serve(env, port=free_port(), workers=args.workers, log=var_dir / "server.log") as base:
         for endpoint in args.endpoints.split(","):
@@ -310,6 +312,9 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--endpoints", default="bare,next-nudge,events", help="run in this order")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--api-threads", type=int, default=None,
+                        help="NUDGE_API_THREADS for the server (PostgreSQL: service calls at once per worker; "
+                             "default: the server's, its pool size)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)

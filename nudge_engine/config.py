@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Clinician page sessions: the Secure cookie flag (default: on in production only, so that
     # development over http://127.0.0.1 works).
     review_cookie_secure: bool | None = None
+    # PostgreSQL: service calls one API worker runs at once in threads (default: its connection pool's size).
+    # Fewer threads wait less for the interpreter lock (see BENCHMARKS.md).
+    api_threads: int | None = Field(default=None, ge=1, le=64)
     log_level: str = "INFO"
     log_json: bool = True
     # Jurisdiction-dependent rule parameter (ALC-03).

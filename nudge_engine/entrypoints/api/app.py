@@ -150,7 +150,7 @@ def create_app(
         metrics=metrics,
         guardrails=rules,
         inline=container.engine.dialect.name == "sqlite",
-        threads=pool_size(container),
+        threads=container.settings.api_threads or pool_size(container),
     )
 
     @asynccontextmanager
