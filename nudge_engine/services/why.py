@@ -1,9 +1,14 @@
 """Why a patient got the nudges they got: the latest build decision, explained like ``rules explain``.
 
-For each ready nudge, every score component's value, weight and contribution (value × weight);
-for the winner against the runner-up, the components that put it ahead; and the candidates that
-did not make it, with the rules that blocked or sent them to review and the coded reasons the rest
-were dropped. Works from the stored decision record alone, by surrogate id.
+For each ready nudge, every score component's value, weight and contribution (value × weight),
+their sum (the expected score), and whether the exploration floor chose it; for the winner against
+the runner-up, the components on which they differ, the winner's lead first; and the candidates
+that did not make it, with the rules that blocked or sent them to review and the coded reasons the
+rest were dropped. Works from the stored decision record alone, by surrogate id.
+
+The components explain the *expected* score. The bandit ranks by a Thompson draw around it (the
+recorded ``score``), and the exploration floor now and then puts a permitted nudge first whatever
+its score (``explored``, score null): so a nudge may win with the lower expected score.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ def explain_decision(session: Session, patient_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no build decision for patient {patient_id}")
     decision, as_of = row
-    chosen = [
-        {"nudge": p["nudge"], "score": p.get("score"), "propensity": p.get("propensity"),
-         "caution": p.get("caution", []), "components": _contributions(p)}
-        for p in decision.chosen
-    ]
+    chosen = []
+    for p in decision.chosen:
+        parts = _contributions(p)
+        chosen.append({
+            "nudge": p["nudge"], "score": p.get("score"), "propensity": p.get("propensity"),
+            "explored": bool((p.get("components") or {}).get("explored")), "caution": p.get("caution", []),
+            "expected": round(sum(c["contribution"] for c in parts.values()), 6), "components": parts,
+        })
     why: list[dict[str, Any]] = []
     if len(chosen) >= 2:
         winner, runner_up = chosen[0]["components"], chosen[1]["components"]

@@ -93,7 +93,9 @@ def why_cmd(
     for rank, pick in enumerate(doc["chosen"], start=1):
         parts = ", ".join(f"{name} {c['value']}×{c['weight']}={c['contribution']}"
                           for name, c in sorted(pick["components"].items(), key=lambda kv: -kv[1]["contribution"]))
-        console.print(f"  {rank}. {pick['nudge']} score {pick['score']}: {parts}", markup=False)
+        chosen_by = " (chosen by the exploration floor)" if pick["explored"] else ""
+        console.print(f"  {rank}. {pick['nudge']} score {pick['score']}, expected {pick['expected']}{chosen_by}: "
+                      f"{parts}", markup=False)
     for item in doc["why_the_winner"][:5]:
         console.print(f"  ahead on {item['component']}: {item['winner']} vs {item['runner_up']}", markup=False)
     for kind in ("review", "blocked"):
