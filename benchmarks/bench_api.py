@@ -314,7 +314,7 @@ def main() -> int:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--api-threads", type=int, default=None,
                         help="NUDGE_API_THREADS for the server (PostgreSQL: service calls at once per worker; "
-                             "default: the server's, its pool size)")
+                             "default: the server's own, 2 for this machine's database)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)

@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     # Clinician page sessions: the Secure cookie flag (default: on in production only, so that
     # development over http://127.0.0.1 works).
     review_cookie_secure: bool | None = None
-    # PostgreSQL: service calls one API worker runs at once in threads (default: its connection pool's size).
-    # Fewer threads wait less for the interpreter lock (see BENCHMARKS.md).
+    # PostgreSQL: service calls one API worker runs at once in threads (default: 2 for a database on this
+    # machine, else the connection pool's size; see entrypoints.api.app.service_threads).
     api_threads: int | None = Field(default=None, ge=1, le=64)
     log_level: str = "INFO"
     log_json: bool = True

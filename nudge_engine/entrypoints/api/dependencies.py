@@ -10,8 +10,9 @@ stretches the time the lock is held). The price on SQLite: while another process
 lock (a build shard, say), that worker answers nothing until it can go on, which is how long its
 requests would wait in threads too.
 
-On PostgreSQL at most ``threads`` calls run at once per process, as many as the engine's pool keeps
-open: a call beyond it would open an overflow connection and close it again when done (a new server
+On PostgreSQL at most ``threads`` calls run at once per process (``service_threads``: two for a
+database on this machine, else as many as the engine's pool keeps open, or ``NUDGE_API_THREADS``). More
+than the pool would open an overflow connection per call and close it again when done (a new server
 process and unprepared statements for every such call under load); the calls beyond wait on the
 event loop instead.
 """
@@ -50,7 +51,7 @@ class ApiServices:
     metrics: ApiMetrics
     guardrails: GuardrailPort | None
     inline: bool = False  # run service calls on the event loop (SQLite), not in a worker thread
-    threads: int = 10  # otherwise: service calls running at once in worker threads (the pool's size)
+    threads: int = 10  # otherwise: service calls running at once in worker threads (app.service_threads)
     _limiter: list[anyio.CapacityLimiter] = field(default_factory=list, repr=False)
 
     async def run(self, call: Callable[[], T]) -> T:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import make_url
 
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
+from nudge_engine.entrypoints.api.app import LOCAL_DATABASE_THREADS, database_is_local, service_threads
 from nudge_engine.entrypoints.api.dependencies import ApiServices
 from tests.e2e.api.kit import Clock, FakeGuardrails, make_container
 
@@ -57,16 +59,35 @@ def test_service_calls_run_at_most_the_configured_threads_at_once(
         container.dispose()
 
 
-def test_without_the_setting_a_worker_runs_as_many_calls_as_its_pool_keeps_connections(
+def test_without_the_setting_a_worker_runs_two_calls_at_once_on_a_database_on_this_machine(
     database_url: str, tmp_path: Path
 ) -> None:
     container, services = _services(database_url, tmp_path, None)
     try:
         if services.inline:
             pytest.skip("SQLite runs service calls on the event loop, one at a time")
-        pool_size = container.engine.pool.size()  # type: ignore[attr-defined]
-        assert services.threads == pool_size
-        assert _most_at_once(services, pool_size + 4) == pool_size
+        assert database_is_local(container.engine.url)  # the tests' server listens on 127.0.0.1
+        assert _most_at_once(services, 8) == LOCAL_DATABASE_THREADS
+    finally:
+        container.dispose()
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("postgresql+psycopg://nudge@127.0.0.1:5432/nudge", True),
+    ("postgresql+psycopg://nudge@localhost/nudge", True),
+    ("postgresql+psycopg://nudge@/nudge?host=/run/postgresql", True),
+    ("postgresql+psycopg://nudge@/nudge", True),
+    ("postgresql+psycopg://nudge@db.internal:5432/nudge", False),
+    ("postgresql+psycopg://nudge@10.0.3.7/nudge", False),
+])
+def test_a_database_across_the_network_gets_as_many_threads_as_the_pool_keeps_connections(
+    url: str, local: bool, tmp_path: Path
+) -> None:
+    container = make_container(url, tmp_path, Clock())  # nothing connects: the engine only knows the URL
+    try:
+        assert database_is_local(make_url(url)) is local
+        assert service_threads(container) == (LOCAL_DATABASE_THREADS if local else container.engine.pool.size())  # type: ignore[attr-defined]
+        assert not local or service_threads(container) < container.engine.pool.size()  # type: ignore[attr-defined]
     finally:
         container.dispose()
 
