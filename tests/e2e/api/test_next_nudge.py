@@ -376,6 +376,18 @@ def _claim_by_statements(container: Container, monkeypatch: pytest.MonkeyPatch) 
     container.engine.dispose()  # connections that opened the one-message path go
 
 
+@pytest.fixture(params=["claim", "claim-by-statements"])
+def claim_path(
+    request: pytest.FixtureRequest, client: TestClient, container: Container, service_headers: Headers,
+    enrol: Callable[..., None], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim as it travels: in the committing message (PostgreSQL), or as statements (SQLite, and
+    PostgreSQL without the right to create temporary functions)."""
+    if request.param == "claim-by-statements":
+        _claim_by_statements(container, monkeypatch)
+    _serve_another_patient(client, container, service_headers, enrol)
+
+
 def _before_the_claim(
     container: Container, monkeypatch: pytest.MonkeyPatch, change: Callable[[UnitOfWork], None]
 ) -> list[int]:
@@ -395,14 +407,11 @@ def _before_the_claim(
     return done
 
 
-@pytest.mark.parametrize("by_statements", [False, True], ids=["claim", "claim-by-statements"])
+@pytest.mark.usefixtures("claim_path")
 def test_a_contraindication_stored_between_the_serves_read_and_its_claim_stops_the_claim(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch, by_statements: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if by_statements:
-        _claim_by_statements(container, monkeypatch)
-    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-bo")
     pid = surrogate_of(container, "app-bo")
     walk = seed_ready(container, pid, WALK, score=0.9)  # built on context version 1, as the serve reads it
@@ -422,14 +431,11 @@ def test_a_contraindication_stored_between_the_serves_read_and_its_claim_stops_t
     assert ready_status(container, walk) == "superseded"
 
 
-@pytest.mark.parametrize("by_statements", [False, True], ids=["claim", "claim-by-statements"])
+@pytest.mark.usefixtures("claim_path")
 def test_an_opt_out_stored_between_the_serves_read_and_its_claim_stops_the_claim(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch, by_statements: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if by_statements:
-        _claim_by_statements(container, monkeypatch)
-    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     walk = seed_ready(container, pid, WALK)
