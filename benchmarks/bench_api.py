@@ -183,9 +183,13 @@ def seed(
     settings = ensure_dev_secrets(Settings(database_url=database_url, var_dir=var_dir, catalog=catalog_path))
     container = Container(settings)
     catalog = load_catalog(catalog_path)
-    servable = [e.id for e in catalog.entries if e.category.value not in {"exercise", "medication", "fasting"}
-                and not e.programme and not e.target_segments]
     now = datetime.now(UTC)
+    # What a build would queue for these patients: no programme or segment targets, no category the
+    # guardrails may hold for them, and valid now (a build never queues a nudge outside its validity
+    # window; one queued anyway is superseded at serve time, and its serve runs twice).
+    servable = [e.id for i, e in enumerate(catalog.entries)
+                if e.category.value not in {"exercise", "medication", "fasting"} and not e.programme
+                and not e.target_segments and catalog.valid_from_s[i] <= now.timestamp() < catalog.valid_until_s[i]]
     app_ids = [f"bench-{i:06d}" for i in range(patients)]
     surrogates = [new_id() for _ in app_ids]
     with container.uow() as uow:
