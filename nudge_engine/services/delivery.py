@@ -46,6 +46,8 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
+    FromClause,
+    Join,
     Row,
     Table,
     Text,
@@ -126,26 +128,39 @@ FLAGGED_ROW = (
 # when it is empty; none when the patient does not exist), each carrying the patient's columns and
 # the preferences (null when the patient has none). No JSON column of the queue: decoding every row's
 # caution would cost more than the query.
-SERVE_STATE = (
-    select(
-        _patients.c.context_version.label("patient_version"), _patients.c.timezone, _patients.c.erased_at,
-        _pc.patient_id.label("prefs_of"), _pc.quiet_start, _pc.quiet_end, _pc.snoozed_until, _pc.opted_out_all,
-        sql_cast(_pc.opted_out_categories, Text).label("opted_out_json"), _pc.max_per_day, _pc.max_per_week,
-        _pc.updated_at.label("prefs_updated_at"),
-        _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version, _r.not_before, _r.expires_at, _r.served_at,
-        _r.review_item_id, _r.ruleset_digest, sql_cast(_r.caution, Text).label("caution_json"),
-        case((_r.status == "ready", FLAGGED_ROW), else_=False).label("flagged"),  # served rows need no check
+_SERVE_COLUMNS = (
+    _patients.c.context_version.label("patient_version"), _patients.c.timezone, _patients.c.erased_at,
+    _pc.patient_id.label("prefs_of"), _pc.quiet_start, _pc.quiet_end, _pc.snoozed_until, _pc.opted_out_all,
+    sql_cast(_pc.opted_out_categories, Text).label("opted_out_json"), _pc.max_per_day, _pc.max_per_week,
+    _pc.updated_at.label("prefs_updated_at"),
+    _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version, _r.not_before, _r.expires_at, _r.served_at,
+    _r.review_item_id, _r.ruleset_digest, sql_cast(_r.caution, Text).label("caution_json"),
+    case((_r.status == "ready", FLAGGED_ROW), else_=False).label("flagged"),  # served rows need no check
+)
+
+
+def _with_queue(patients: FromClause) -> Join:
+    """``patients`` joined to their preferences and queue (ready rows and the serves counted since ``since``)."""
+    return patients.outerjoin(_prefs, _pc.patient_id == _patients.c.id).outerjoin(
+        _ready,
+        and_(
+            _r.patient_id == _patients.c.id,
+            or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
+        ),
     )
-    .select_from(
-        _patients.outerjoin(_prefs, _pc.patient_id == _patients.c.id).outerjoin(
-            _ready,
-            and_(
-                _r.patient_id == _patients.c.id,
-                or_(_r.status == "ready", and_(_r.status == "served", _r.served_at >= bindparam("since"))),
-            ),
-        )
-    )
-    .where(_patients.c.id == bindparam("pid"))
+
+
+SERVE_STATE = select(*_SERVE_COLUMNS).select_from(_with_queue(_patients)).where(_patients.c.id == bindparam("pid"))
+# The same read for a patient named by the app's id (its blind-index hash, ``lookup``), with the surrogate
+# id: one statement where the look-up and the read took two. The usual case in production, where one
+# patient's requests come hours apart and :class:`PatientLookup` has long forgotten them.
+_ids_table = cast("Table", PatientIdentifierRow.__table__)
+SERVE_STATE_BY_LOOKUP = (
+    select(_patients.c.id.label("patient_id"), *_SERVE_COLUMNS)
+    .select_from(_with_queue(_patients.join(
+        _ids_table, and_(_ids_table.c.patient_id == _patients.c.id, _ids_table.c.kind == SOURCE_ID)
+    )))
+    .where(_ids_table.c.lookup_hash == bindparam("lookup"))
 )
 # The claim's compare-and-set (``Claim``): the row moves from ready to served only if what the serve read
 # still holds: the context version its guardrail verdicts rest on, the preferences' stamp, and which
@@ -603,7 +618,7 @@ def superseded_event(*, actor_id: str | None, patient_id: str, nudge_id: str, re
     )
 
 
-_ids = cast("Table", PatientIdentifierRow.__table__).c
+_ids = _ids_table.c
 BLIND_INDEX = select(_ids.patient_id).where(_ids.kind == SOURCE_ID, _ids.lookup_hash == bindparam("lookup"))
 
 
@@ -611,7 +626,8 @@ class PatientLookup:
     """Source id -> surrogate id through the vault's blind index, remembered briefly in this process.
 
     A miss is one prebuilt statement on the index (``IdentifierVault.find_patients`` builds an
-    IN-list statement per call, several times the cost for one id). The mapping only changes by
+    IN-list statement per call, several times the cost for one id); next-nudge's lock-free read folds
+    it into its queue read instead (:data:`SERVE_STATE_BY_LOOKUP`). The mapping only changes by
     erasure (the identifiers are deleted; callers still see ``erased_at`` on the patient row and
     answer 404) and re-enrolment after erasure (a new surrogate), which this cache picks up within
     ``ttl`` seconds.
@@ -625,17 +641,28 @@ class PatientLookup:
         self._lock = threading.Lock()
 
     def find(self, session: Session | Connection, source_id: str) -> str | None:
-        tick = time_module.monotonic()
-        hit = self._known.get(source_id)
-        if hit is not None and hit[0] > tick:
-            return hit[1]
-        found: str | None = session.execute(BLIND_INDEX, {"lookup": self._vault.lookup_hash(source_id)}).scalar()
+        known = self.known(source_id)
+        if known is not None:
+            return known
+        found: str | None = session.execute(BLIND_INDEX, {"lookup": self.lookup_hash(source_id)}).scalar()
         if found is not None:
-            with self._lock:
-                if len(self._known) >= self._size:
-                    self._known.clear()
-                self._known[source_id] = (tick + self._ttl, found)
+            self.remember(source_id, found)
         return found
+
+    def known(self, source_id: str) -> str | None:
+        """The surrogate id remembered for ``source_id`` (None: not remembered, or no longer)."""
+        hit = self._known.get(source_id)
+        return hit[1] if hit is not None and hit[0] > time_module.monotonic() else None
+
+    def remember(self, source_id: str, patient_id: str) -> None:
+        with self._lock:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[source_id] = (time_module.monotonic() + self._ttl, patient_id)
+
+    def lookup_hash(self, source_id: str) -> str:
+        """The blind index's key for ``source_id`` (see :data:`SERVE_STATE_BY_LOOKUP`)."""
+        return self._vault.lookup_hash(source_id)
 
 
 # --- the use case ----------------------------------------------------------------------------------
@@ -877,10 +904,18 @@ class DeliveryService:
     ) -> tuple[ServedNudge | None, str, Reading]:
         # the hot statements go to the transaction's connection directly
         db = session if isinstance(session, Connection) else session.connection()
-        patient_id = self._patients.find(db, source_id)
-        if patient_id is not None and lock:
-            lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
-        queue = [] if patient_id is None else db.execute(SERVE_STATE, {"pid": patient_id, "since": since}).all()
+        patient_id = self._patients.known(source_id)
+        if patient_id is None and not lock:  # not seen lately: found and read in one statement
+            queue = db.execute(SERVE_STATE_BY_LOOKUP, {"lookup": self._patients.lookup_hash(source_id),
+                                                       "since": since}).all()
+            if queue:
+                patient_id = str(queue[0].patient_id)
+                self._patients.remember(source_id, patient_id)
+        else:
+            patient_id = patient_id or self._patients.find(db, source_id)
+            if patient_id is not None and lock:
+                lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
+            queue = [] if patient_id is None else db.execute(SERVE_STATE, {"pid": patient_id, "since": since}).all()
         if patient_id is None or not queue or queue[0].erased_at is not None:
             raise NotFound("patient not found")
         first = queue[0]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, event, insert, select, update
 
 from nudge_engine.adapters.context_store import replace_contexts
 from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
@@ -452,3 +452,30 @@ def test_an_opt_out_stored_between_the_serves_read_and_its_claim_stops_the_claim
     assert moved
     assert status == 204
     assert ready_status(container, walk) == "ready"
+
+
+def test_a_patient_not_served_lately_is_found_and_read_in_one_statement(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    seed_ready(container, pid, WALK, score=0.9)
+    seed_ready(container, pid, WATER, score=0.1)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        first = _next(client, service_headers)[0]
+        first_lookups = [s for s in statements if "patient_identifiers" in s]
+        statements.clear()
+        second = _next(client, service_headers)[0]
+        second_lookups = [s for s in statements if "patient_identifiers" in s]
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert first == second == 200
+    assert len(first_lookups) == 1 and "ready_nudges" in first_lookups[0]  # the look-up is the queue read
+    assert second_lookups == []  # remembered: the queue read by surrogate id
