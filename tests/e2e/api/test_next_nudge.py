@@ -239,31 +239,67 @@ def _serve_another_patient(
     assert _next(client, headers, "app-bob")[0] == 200
 
 
+def _claim_by_statements(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL without the right to create temporary functions: the claim runs as statements, as on SQLite."""
+    if container.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite claims by statements either way")
+    monkeypatch.setattr(trail_module, "_may_create_temp", lambda connection: False)
+    container.engine.dispose()  # connections that opened the one-message path go
+
+
+@pytest.fixture(params=["claim", "claim-by-statements"])
+def claim_path(
+    request: pytest.FixtureRequest, client: TestClient, container: Container, service_headers: Headers,
+    enrol: Callable[..., None], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim as it travels: in the committing message (PostgreSQL), or as statements (SQLite, and
+    PostgreSQL without the right to create temporary functions)."""
+    if request.param == "claim-by-statements":
+        _claim_by_statements(container, monkeypatch)
+    _serve_another_patient(client, container, service_headers, enrol)
+
+
+def _before_the_claim(
+    container: Container, monkeypatch: pytest.MonkeyPatch, *changes: Callable[[UnitOfWork], None]
+) -> list[int]:
+    """Commit ``changes`` between the serve's read and its claim (once), each from a writer of its own;
+    the list fills then."""
+    commit = container.audit.append_and_commit
+    done: list[int] = []
+
+    def interleave(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+        if not done and kwargs.get("first"):
+            done.append(1)
+            for change in changes:
+                with container.uow() as other:
+                    change(other)
+                    other.commit()
+        commit(uow, events, **kwargs)
+
+    monkeypatch.setattr(container.audit, "append_and_commit", interleave)
+    return done
+
+
+@pytest.mark.usefixtures("claim_path")
 def test_a_serve_whose_row_another_writer_takes_at_commit_commits_nothing_and_serves_the_next(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     low = seed_ready(container, pid, WATER, score=0.2)
     high = seed_ready(container, pid, SLEEP, score=0.9)
-    commit = container.audit.append_and_commit
     taken: list[str] = []
 
-    def other_writer_first(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
-        if not taken:  # a build supersedes the picked row between the serve's read and its commit
-            taken.append(high)
-            with container.uow() as other:
-                other.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == high).values(
-                    status="superseded"))
-                other.commit()
-        commit(uow, events, **kwargs)
+    def supersede_high(other: UnitOfWork) -> None:  # a build supersedes the picked row before the claim
+        taken.append(high)
+        other.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == high).values(status="superseded"))
 
     if container.engine.dialect.name == "sqlite":  # the serve holds the write lock: the other writer cannot
+        commit = container.audit.append_and_commit
         monkeypatch.setattr(container.audit, "append_and_commit", _in_the_same_transaction(commit, high, taken))
     else:
-        monkeypatch.setattr(container.audit, "append_and_commit", other_writer_first)
+        _before_the_claim(container, monkeypatch, supersede_high)
     status, body = _next(client, service_headers)
 
     assert taken == [high]
@@ -288,10 +324,10 @@ def _in_the_same_transaction(commit: Callable[..., None], ready_id: str, taken: 
     return take_then_commit
 
 
+@pytest.mark.usefixtures("claim_path")
 def test_expired_rows_are_marked_with_the_claim_of_the_nudge_served(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
 ) -> None:
-    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     stale1 = seed_ready(container, pid, WALK, score=0.95, expires_at=container.clock() - timedelta(minutes=1))
@@ -302,11 +338,11 @@ def test_expired_rows_are_marked_with_the_claim_of_the_nudge_served(
     assert ready_status(container, stale1) == "expired" and ready_status(container, stale2) == "expired"
 
 
+@pytest.mark.usefixtures("claim_path")
 def test_a_daily_cap_holds_when_a_concurrent_serve_and_a_deleted_old_serve_leave_the_count_unchanged(
     client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _serve_another_patient(client, container, service_headers, enrol)
     enrol("app-ada")
     pid = surrogate_of(container, "app-ada")
     now = container.clock()
@@ -326,22 +362,15 @@ def test_a_daily_cap_holds_when_a_concurrent_serve_and_a_deleted_old_serve_leave
         uow.commit()
     seed_ready(container, pid, WATER, score=0.9)
     other = seed_ready(container, pid, SLEEP, score=0.5)
-    commit = container.audit.append_and_commit
-    done: list[int] = []
 
-    def interleave(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
-        if not done and kwargs.get("first"):
-            done.append(1)
-            with container.uow() as w:  # another serve of this patient commits (served 'other' just now)
-                w.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == other)
-                                  .values(status="served", served_at=now))
-                w.commit()
-            with container.uow() as w:  # retention (or a build's unguarded supersede) drops an old serve
-                w.session.execute(delete(ReadyNudgeRow).where(ReadyNudgeRow.id == old))
-                w.commit()
-        commit(uow, events, **kwargs)
+    def serve_other(w: UnitOfWork) -> None:  # another serve of this patient commits (served 'other' just now)
+        w.session.execute(update(ReadyNudgeRow).where(ReadyNudgeRow.id == other).values(status="served",
+                                                                                       served_at=now))
 
-    monkeypatch.setattr(container.audit, "append_and_commit", interleave)
+    def drop_old(w: UnitOfWork) -> None:  # retention (or a build's unguarded supersede) drops an old serve
+        w.session.execute(delete(ReadyNudgeRow).where(ReadyNudgeRow.id == old))
+
+    done = _before_the_claim(container, monkeypatch, serve_other, drop_old)
     status, _body = _next(client, service_headers)
     with container.uow() as uow:
         today = uow.session.scalars(select(ReadyNudgeRow.id).where(
@@ -366,45 +395,6 @@ def test_a_flagged_nudge_queued_by_a_build_planned_before_the_flag_is_never_serv
 
     assert status == 204, body
     assert ready_status(container, flagged) == "superseded"
-
-
-def _claim_by_statements(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
-    """PostgreSQL without the right to create temporary functions: the claim runs as statements, as on SQLite."""
-    if container.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite claims by statements either way")
-    monkeypatch.setattr(trail_module, "_may_create_temp", lambda connection: False)
-    container.engine.dispose()  # connections that opened the one-message path go
-
-
-@pytest.fixture(params=["claim", "claim-by-statements"])
-def claim_path(
-    request: pytest.FixtureRequest, client: TestClient, container: Container, service_headers: Headers,
-    enrol: Callable[..., None], monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The claim as it travels: in the committing message (PostgreSQL), or as statements (SQLite, and
-    PostgreSQL without the right to create temporary functions)."""
-    if request.param == "claim-by-statements":
-        _claim_by_statements(container, monkeypatch)
-    _serve_another_patient(client, container, service_headers, enrol)
-
-
-def _before_the_claim(
-    container: Container, monkeypatch: pytest.MonkeyPatch, change: Callable[[UnitOfWork], None]
-) -> list[int]:
-    """Commit ``change`` from another writer between the serve's read and its claim (once); the list fills then."""
-    commit = container.audit.append_and_commit
-    done: list[int] = []
-
-    def interleave(uow: UnitOfWork, events: Sequence[AuditEvent], **kwargs: Any) -> None:
-        if not done and kwargs.get("first"):
-            done.append(1)
-            with container.uow() as other:
-                change(other)
-                other.commit()
-        commit(uow, events, **kwargs)
-
-    monkeypatch.setattr(container.audit, "append_and_commit", interleave)
-    return done
 
 
 @pytest.mark.usefixtures("claim_path")
