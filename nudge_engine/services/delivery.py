@@ -582,7 +582,7 @@ class StoredNudges:
         return {nid: found.get(nid) for nid in wanted}
 
 
-def lock_patient(session: Session | Connection, patient_id: str) -> Row[int, str, datetime | None] | None:
+def lock_patient(session: Reader, patient_id: str) -> Row[int, str, datetime | None] | None:
     """Lock the patient's row for this transaction; returns (context_version, timezone, erased_at)."""
     row: Row[int, str, datetime | None] | None = session.execute(LOCK_PATIENT, {"pid": patient_id}).first()
     return row
@@ -640,7 +640,7 @@ class PatientLookup:
         self._known: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def find(self, session: Session | Connection, source_id: str) -> str | None:
+    def find(self, session: Reader, source_id: str) -> str | None:
         known = self.known(source_id)
         if known is not None:
             return known
