@@ -17,6 +17,7 @@ from nudge_engine.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from nudge_engine.adapters.snapshots import SnapshotReads
     from nudge_engine.adapters.unit_of_work import UnitOfWork, UnitOfWorkFactory
     from nudge_engine.audit.trail import AuditTrail
     from nudge_engine.experiments.model import ExperimentsConfig
@@ -75,6 +76,16 @@ class Container:
         return UnitOfWorkFactory(engine) if engine is not None else None
 
     @cached_property
+    def snapshot_reads(self) -> SnapshotReads | None:
+        """Read-only transactions on a snapshot as plain connections, kept open between calls (SQLite files only;
+        else None): where a serve reads and picks outside the write lock. A plain connection, not a session:
+        a serve's reads are Core statements, and a session costs several times as much to open and end."""
+        from nudge_engine.adapters.snapshots import SnapshotReads
+
+        snapshots = self.snapshot_uow_factory
+        return SnapshotReads(snapshots.engine) if snapshots is not None else None
+
+    @cached_property
     def vault(self) -> IdentifierVault:
         from nudge_engine.privacy.keys import Keyring
         from nudge_engine.privacy.vault import IdentifierVault
@@ -124,6 +135,9 @@ class Container:
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+        reads = self.__dict__.get("snapshot_reads")
+        if reads is not None:
+            reads.close()
         snapshots = self.__dict__.get("snapshot_uow_factory")
         if snapshots is not None:
             snapshots.engine.dispose()

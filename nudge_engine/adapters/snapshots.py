@@ -13,9 +13,11 @@ for it: :func:`snapshot_engine` answers None.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
@@ -56,3 +58,37 @@ def snapshot_engine(url: str) -> Engine | None:
         cur.close()
 
     return engine
+
+
+class SnapshotReads:
+    """Read-only transactions on a snapshot, each on a plain connection kept open for the next one.
+
+    Calling it gives a context manager: a connection in a deferred transaction (``BEGIN``), committed
+    on the way out. Taking a connection from the engine's pool and giving it back costs as much as
+    the serve's whole read transaction, so an ended transaction leaves its connection here, open and
+    idle (no transaction, no snapshot held: WAL checkpoints are not kept waiting), for the next call
+    on any thread. A connection whose block raised is closed instead. :meth:`close` closes those kept.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._idle: list[Connection] = []  # append and pop are atomic: no lock needed between threads
+
+    @contextmanager
+    def __call__(self) -> Iterator[Connection]:
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self.engine.connect()
+        try:
+            with connection.begin():
+                yield connection
+        except BaseException:
+            connection.close()
+            raise
+        self._idle.append(connection)
+
+    def close(self) -> None:
+        """Close the connections kept idle (those in use are closed by their block's end as usual)."""
+        while self._idle:
+            self._idle.pop().close()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import URL, Connection
+from sqlalchemy import URL
 
 from clinical_review.routes import router as review_router
 from nudge_engine.bootstrap import Container
@@ -133,7 +133,7 @@ def create_app(
         delivery=DeliveryService(
             uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, nudges=content, policy=policy,
             review=review, observer=metrics, session_rules=session_rules, session_window=data.session_window,
-            snapshots=snapshot_reads(container),
+            snapshots=container.snapshot_reads,
         ),
         events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock, tracking=tracking,
                              max_age=data.event_window if data.low_retention else None),
@@ -198,14 +198,6 @@ def install_tracked_openapi(app: FastAPI, tracking: TrackingGate) -> None:
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def snapshot_reads(container: Container) -> Callable[[], AbstractContextManager[Connection]] | None:
-    """Read-only transactions on a snapshot, as plain connections (SQLite files; else None): where a serve reads
-    and picks outside the write lock. A plain connection, not a session: opening and ending one costs a
-    quarter of what a session's does, and a serve's reads are Core statements."""
-    snapshots = container.snapshot_uow_factory
-    return snapshots.engine.begin if snapshots is not None else None
 
 
 LOCAL_DATABASE_THREADS = 2
