@@ -198,7 +198,9 @@ CLAIM_SERVED = {  # per dialect: (as built, with the serve-time re-check's cauti
 # The claim as a session function, called in the request's committing message on PostgreSQL (see
 # ``AuditTrail.append_and_commit``): it locks the patient, checks the serve's reading, marks the
 # expired rows and makes the compare-and-set. When any of that fails it raises CLAIM_LOST, which
-# stops the message before its records and COMMIT. Null cautions and digest keep the row's own.
+# stops the message before its records and COMMIT. Null cautions and digest keep the row's own. The
+# expiry runs only when there is something to expire: PL/pgSQL planned ``id = ANY($10)`` afresh on every
+# call (a custom plan, 30 µs of the server's time per serve), and most serves expire nothing.
 CLAIM_LOST = "NEC01"  # SQLSTATE the function raises (spelled out in its text)
 CLAIM_FUNCTION = SessionFunction(
     "pg_temp.nudge_claim_ready",
@@ -210,7 +212,8 @@ CLAIM_FUNCTION = SessionFunction(
     "AND (SELECT COALESCE(array_agg(id::text ORDER BY id::text COLLATE \"C\"), '{}') FROM ready_nudges "
     "WHERE patient_id = $5 AND status = 'served' AND served_at >= $8) = $9)"
     " THEN RAISE EXCEPTION 'the patient''s serve state moved' USING ERRCODE = 'NEC01'; END IF;\n"
-    "UPDATE ready_nudges SET status = 'expired' WHERE id = ANY($10) AND status = 'ready';\n"
+    "IF cardinality($10) > 0 THEN UPDATE ready_nudges SET status = 'expired' WHERE id = ANY($10) AND status = 'ready'; "
+    "END IF;\n"
     "UPDATE ready_nudges SET status = 'served', served_at = $2, caution = COALESCE(CAST($3 AS json), caution), "
     "ruleset_digest = COALESCE($4, ruleset_digest) WHERE id = $1 AND status = 'ready';\n"
     "IF NOT FOUND THEN RAISE EXCEPTION 'queued nudge no longer ready' USING ERRCODE = 'NEC01'; END IF;\n"
