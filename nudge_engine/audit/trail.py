@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, literal_column, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
@@ -224,8 +225,11 @@ class AuditTrail:
         postgres = connection.dialect.name == "postgresql"
         if postgres and pooled.info.get(_ONE_MESSAGE) and 0 < len(events) <= MAX_IN_ONE_MESSAGE:
             session.flush()
-            message, creates = _committing_message(connection, events, now, first)
-            connection.exec_driver_sql(message, execution_options={"no_parameters": True}).close()
+            from psycopg import ClientCursor
+
+            cursor = ClientCursor(pooled.driver_connection)  # type: ignore[arg-type]
+            message, creates = _committing_message(connection, cursor, events, now, first)
+            _send(connection, cursor, message)
             for function in creates:
                 pooled.info[function.name] = True  # created by the message, committed with the records
             uow.commit()  # the server's transaction has ended: this ends the session's (no statement sent)
@@ -391,22 +395,19 @@ def _may_create_temp(connection: Connection) -> bool:
 
 
 def _committing_message(
-    connection: Connection, events: Sequence[AuditEvent], now: datetime, first: Sequence[CommitStep] = ()
+    connection: Connection, cursor: Any, events: Sequence[AuditEvent], now: datetime, first: Sequence[CommitStep] = ()
 ) -> tuple[str, list[SessionFunction]]:
     """``SELECT <step>(...); SELECT pg_temp.nudge_audit_append_one(...); ...; COMMIT``: each step of ``first``,
     one record per call, then the COMMIT; and the session functions the message also creates (those
     not yet created on this connection).
 
-    Values are rendered as literals by psycopg (client-side binding, the driver's own quoting): a
-    message without bound parameters goes by the simple query protocol, which allows several
-    statements in one message, and stops at the first that fails. Each record chains onto the head
-    its predecessor moved in this transaction. A function is created by the first message on a
-    connection that calls it and commits with it.
+    Values are rendered as literals by ``cursor``, psycopg's ``ClientCursor`` (client-side binding, the
+    driver's own quoting): a message without bound parameters goes by the simple query protocol,
+    which allows several statements in one message, and stops at the first that fails. Each record
+    chains onto the head its predecessor moved in this transaction. A function is created by the
+    first message on a connection that calls it and commits with it.
     """
-    from psycopg import ClientCursor
-
     pooled = connection.connection
-    cursor = ClientCursor(pooled.driver_connection)  # type: ignore[arg-type]
     recorded_at = timestamp(now)
     creates: list[SessionFunction] = []
     for function in [*(step.function for step in first), APPEND_FUNCTION]:
@@ -418,6 +419,29 @@ def _committing_message(
         params = _one_params(event, recorded_at=recorded_at, now=now)
         statements.append(APPEND_FUNCTION.call(cursor, [params[name] for name, _ in _FUNCTION_PARAMS]))
     return ";\n".join([*statements, "COMMIT"]), creates
+
+
+def _send(connection: Connection, cursor: Any, message: str) -> None:
+    """Run the committing ``message`` on the driver's ``cursor``; a failure raises SQLAlchemy's ``DBAPIError``.
+
+    Not through ``Connection.exec_driver_sql``: its execution context and result, built for an answer
+    nobody reads, cost about as much of the request's interpreter time as sending the message. What
+    SQLAlchemy would do on a failure is done here: the driver's error is wrapped (``.orig`` keeps the
+    SQLSTATE callers look at), and a connection found dead is invalidated, so the pool replaces it.
+    """
+    dialect = connection.dialect
+    error = dialect.loaded_dbapi.Error
+    try:
+        cursor.execute(message)
+    except error as exc:
+        dead = dialect.is_disconnect(exc, connection.connection, cursor)
+        if dead:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            message, None, exc, error, hide_parameters=True, connection_invalidated=dead, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def _append_one_sqlite(connection: Connection, params: dict[str, Any], now: datetime) -> None:

@@ -108,6 +108,35 @@ def test_a_record_that_cannot_be_chained_commits_nothing(engine: Engine, tmp_pat
             assert uow.session.get(PatientRow, patient) is None
 
 
+def test_a_connection_lost_before_its_committing_message_commits_nothing_and_is_replaced(
+    engine: Engine, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-message path is PostgreSQL's")
+    trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
+    uows = UnitOfWorkFactory(engine)
+    with uows() as uow:  # opens the one-message path on this connection
+        trail.append_and_commit(uow, _served(new_id()), now=NOW)
+    patient = new_id()
+    with uows() as uow:
+        session = uow.session
+        backend = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        _enrol(session, patient)
+        with engine.connect() as other:  # the server ends that session (a restart, a network cut)
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        with pytest.raises(DBAPIError) as lost:
+            trail.append_and_commit(uow, _served(patient), now=NOW)
+        assert lost.value.connection_invalidated  # the pool will not hand the dead connection out again
+    with uows() as uow:  # a fresh connection: nothing of the lost transaction, and the trail goes on
+        assert uow.session.get(PatientRow, patient) is None
+        _enrol(uow.session, patient)
+        trail.append_and_commit(uow, _served(patient), now=NOW)
+    with uows() as uow:
+        assert uow.session.get(PatientRow, patient) is not None
+        result = trail.verify(uow.session)
+    assert result.ok and result.records_checked == 2, result
+
+
 def test_concurrent_requests_leave_one_dense_verifiable_chain(engine: Engine, tmp_path: Path) -> None:
     trail = AuditTrail(signing_key=new_signing_key(), checkpoint_dir=tmp_path)
     uows = UnitOfWorkFactory(engine)
