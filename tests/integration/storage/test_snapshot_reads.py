@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from nudge_engine.adapters.database import make_engine
@@ -30,8 +30,8 @@ def database(tmp_path: Path) -> Iterator[tuple[Engine, SnapshotReads]]:
     writer.dispose()
 
 
-def _count(connection: object) -> int:
-    return int(connection.execute(text("SELECT count(*) FROM t")).scalar_one())  # type: ignore[attr-defined]
+def _count(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT count(*) FROM t")).scalar_one())
 
 
 def _add_row(writer: Engine) -> None:
@@ -80,7 +80,7 @@ def test_reads_at_the_same_time_each_get_a_connection_and_close_closes_those_kep
 ) -> None:
     _writer, reads = database
     inside = threading.Barrier(2)
-    seen: list[object] = []
+    seen: list[Connection] = []
 
     def read() -> None:
         with reads() as db:
@@ -95,4 +95,4 @@ def test_reads_at_the_same_time_each_get_a_connection_and_close_closes_those_kep
         thread.join(10)
     assert len(seen) == 2 and seen[0] is not seen[1]
     reads.close()
-    assert all(db.closed for db in seen)  # type: ignore[attr-defined]
+    assert all(db.closed for db in seen)
