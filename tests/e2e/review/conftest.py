@@ -26,8 +26,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "review"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module.
+
+    Not session-scoped: Playwright's sync API keeps an asyncio loop marked as running
+    in the main thread while it is open, and later tests that start a loop of their own must not see it.
+    """
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests skipped: {CHROMIUM} is missing (CI installs it: apt-get install chromium)")
