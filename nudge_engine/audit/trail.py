@@ -18,8 +18,10 @@ canonical bytes, which are spliced around the head's ``hash`` and ``seq + 1`` (t
 the locked head knows, see :func:`~nudge_engine.audit.canonical.record_splice`), so the head is
 locked for that statement and the commit only. On SQLite a single record is inserted with its hash
 computed from the head it is selected with (:data:`INSERT_ONE`, a Python SQL function over the same
-splice) and the head is then sealed: two statements, safe because the transaction holds SQLite's
-write lock from its ``BEGIN``. The lock is released at COMMIT or ROLLBACK:
+splice), and the insert's trigger (migration 0008) seals the head: one statement, safe because the
+transaction holds SQLite's write lock from its ``BEGIN``. The trigger moves the head only for a
+record that follows it directly (the head's ``seq`` plus one, chained onto its hash); a batch, whose
+sequence numbers are reserved first, is sealed by the engine. The lock is released at COMMIT or ROLLBACK:
 
 - a rolled-back transaction leaves neither records nor a moved head, so no gap is possible;
 - a committed record is always inside the chain: there is no "unsealed" state and no sealer
@@ -35,7 +37,10 @@ write lock from its ``BEGIN``. The lock is released at COMMIT or ROLLBACK:
 Sequence numbers are dense (1, 2, 3 ...), so a deleted record is a visible gap, and the head row
 tells where the trail must end. Signed checkpoints (:mod:`nudge_engine.audit.checkpoints`) pin the
 head outside the database, which is what catches a truncated tail or a chain recomputed by
-somebody who could rewrite the table and the head row.
+somebody who could rewrite the table and the head row. (On SQLite the trigger also moves the head
+after a record inserted by hand that chains onto it correctly. Forging such a record takes the
+canonical record bytes, the head's hash and a correct SHA-256; whoever can do that can as well set
+the head row, which the head check alone never stopped.)
 """
 
 from __future__ import annotations
@@ -120,7 +125,9 @@ APPEND_ONE_OR_FAIL_SQL = _APPEND_ONE_SQL.format(rows="(SELECT 1) AS one LEFT JOI
 
 
 # SQLite, one record: inserted with its hash (``audit_record_hash``, registered on the connection by
-# ``_append_one_sqlite``) computed from the head it is selected with; returns (seq, hash) for SEAL.
+# ``_append_one_sqlite``) computed from the head it is selected with. The insert fires the trigger of
+# migration 0008, which seals the head (its seq, hash and time become the record's) in the same
+# statement. Inserts no row only before the very first append (no head row yet).
 INSERT_ONE = text(
     """
 INSERT INTO audit_records (seq, recorded_at, event_type, actor_role, actor_id, patient_ref, nudge_id, decision,
@@ -128,14 +135,10 @@ INSERT INTO audit_records (seq, recorded_at, event_type, actor_role, actor_id, p
 SELECT seq + 1, :r_recorded_at, :r_event_type, :r_actor_role, :r_actor_id, :r_patient_ref, :r_nudge_id, :r_decision,
        :r_rule_ids, :r_ruleset_digest, :r_details, hash, audit_record_hash(:p_head, hash, :p_mid, seq + 1, :p_tail)
 FROM audit_chain_head WHERE id = 1
-RETURNING seq, hash
 """
 ).bindparams(
     bindparam("p_head", type_=LargeBinary()), bindparam("p_mid", type_=LargeBinary()),
     bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
-)
-SEAL_AT = update(_head).where(_IS_HEAD).values(
-    seq=bindparam("b_seq"), hash=bindparam("b_hash"), updated_at=bindparam("b_now")
 )
 HASH_FUNCTION = "audit_record_hash"
 
@@ -220,6 +223,10 @@ class AuditTrail:
         committed and the unit of work rolls back, as with :meth:`append` and ``commit()``.
         """
         session = uow.session
+        one_sqlite: dict[str, Any] | None = None
+        if len(events) == 1 and session.get_bind().dialect.name == "sqlite":
+            # the record's bytes are made before the transaction begins: SQLite's BEGIN takes the write lock
+            one_sqlite = _one_params(events[0], recorded_at=timestamp(now), now=now)
         connection = session.connection()
         pooled = connection.connection
         postgres = connection.dialect.name == "postgresql"
@@ -236,7 +243,10 @@ class AuditTrail:
             return
         for step in first:
             step.run(connection)
-        self.append(session, events, now=now)
+        if one_sqlite is not None:
+            _append_one_sqlite(connection, one_sqlite, now)
+        else:
+            self.append(session, events, now=now)
         may_create = postgres and events and _ONE_MESSAGE not in pooled.info and _may_create_temp(connection)
         uow.commit()
         if postgres and events:
@@ -248,7 +258,7 @@ class AuditTrail:
         """Chain ``events`` (in order) onto the trail within the caller's transaction; never commits.
 
         Three statements on the session's connection (reserve, insert, seal); for a single record one
-        on PostgreSQL (:data:`APPEND_ONE`) and two on SQLite (:data:`INSERT_ONE`, :data:`SEAL_AT`).
+        on PostgreSQL (:data:`APPEND_ONE`) and on SQLite (:data:`INSERT_ONE`, sealed by its trigger).
         """
         if not events:
             return
@@ -321,7 +331,7 @@ def _one_params(event: AuditEvent, *, recorded_at: str, now: datetime) -> dict[s
 
 def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, now: datetime) -> None:
     """One record: on PostgreSQL reserved, hashed, inserted and sealed by :data:`APPEND_ONE`; on SQLite
-    inserted by :data:`INSERT_ONE` and sealed by :data:`SEAL_AT`."""
+    inserted by :data:`INSERT_ONE`, whose trigger seals the head."""
     params = _one_params(event, recorded_at=recorded_at, now=now)
     if connection.dialect.name == "sqlite":
         _append_one_sqlite(connection, params, now)
@@ -445,12 +455,13 @@ def _send(connection: Connection, cursor: Any, message: str) -> None:
 
 
 def _append_one_sqlite(connection: Connection, params: dict[str, Any], now: datetime) -> None:
+    """:data:`INSERT_ONE`, sealed by the trigger it fires (migration 0008)."""
     pooled = connection.connection
     if HASH_FUNCTION not in pooled.info:  # once per database connection (re-registering expires its statements)
         pooled.driver_connection.create_function(HASH_FUNCTION, 5, spliced_hash, deterministic=True)  # type: ignore[union-attr]
         pooled.info[HASH_FUNCTION] = True
-    row = connection.execute(INSERT_ONE, params).first()
-    if row is None:  # no head yet: create it, then append
-        _reserve(connection, 0, now)
-        row = connection.execute(INSERT_ONE, params).one()
-    connection.execute(SEAL_AT, {"b_seq": row.seq, "b_hash": row.hash, "b_now": now})
+    if connection.execute(INSERT_ONE, params).rowcount == 1:
+        return
+    _reserve(connection, 0, now)  # no head yet: create it, then append
+    if connection.execute(INSERT_ONE, params).rowcount != 1:
+        raise RuntimeError("the audit record was not appended: the chain head row is missing")

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
@@ -82,3 +83,30 @@ def test_appending_no_events_writes_nothing(session: Session) -> None:
     session.commit()
     assert session.scalar(select(func.count()).select_from(AuditRecordRow)) == 0
     assert session.get(AuditChainHeadRow, 1) is None
+
+
+def test_a_single_record_is_chained_and_sealed_by_one_statement_and_a_batch_by_its_seal(session: Session) -> None:
+    trail = AuditTrail()
+    trail.append(session, _built(1), now=NOW)  # the first append creates the head
+    session.commit()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    trail.append(session, _built(1), now=NOW)
+    event.remove(connection, "before_cursor_execute", record)
+    trail.append(session, _built(3), now=NOW)  # reserved ahead, inserted, then sealed by the engine
+    session.commit()
+
+    if session.get_bind().dialect.name == "sqlite":
+        assert len(statements) == 1 and statements[0].lstrip().startswith("INSERT INTO audit_records")
+    else:
+        assert len(statements) == 1  # reserve, insert and seal in one statement there too
+    head = session.get(AuditChainHeadRow, 1)
+    last = session.scalars(select(AuditRecordRow).order_by(AuditRecordRow.seq.desc()).limit(1)).one()
+    assert head is not None and (head.seq, head.hash) == (last.seq, last.hash)
+    assert last.seq == 5 and head.updated_at == NOW
+    assert trail.verify(session).ok
