@@ -22,10 +22,51 @@ NAMING = {
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive).
+
+    On SQLite the value is stored as SQLAlchemy's text, ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, which
+    sorts and compares as the times do. The two conversions there are done directly
+    (:meth:`bind_processor`, :meth:`result_processor`), not by this decorator's methods around
+    SQLAlchemy's own: the same text, for a third to a fifth of the interpreter time. A serve reads
+    a few dozen of these and binds several inside the database's write lock.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        utc = UTC
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.tzinfo is not utc:
+                value = value.astimezone(utc)
+            return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse, utc = datetime.fromisoformat, UTC
+
+        def from_text(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, datetime):  # pragma: no cover - SQLite hands back text
+                moment = value
+            elif len(value) == 26 and value[19] == ".":  # as stored: YYYY-MM-DD HH:MM:SS.ffffff, in UTC
+                return parse(value + "+00:00")
+            else:
+                moment = parse(value)  # other ISO text (SQLite's own CURRENT_TIMESTAMP, a date)
+            return moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
+
+        return from_text
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
