@@ -59,6 +59,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.driver_statements import DriverStatement
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
 from nudge_engine.audit.canonical import GENESIS_HASH, json_text, record_bytes, record_splice, timestamp
 from nudge_engine.audit.checkpoints import Checkpoint, create_checkpoint
@@ -141,6 +142,8 @@ FROM audit_chain_head WHERE id = 1
     bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
 )
 HASH_FUNCTION = "audit_record_hash"
+# run inside SQLite's write lock: compiled once, its values made before the lock (see ``append_and_commit``)
+INSERT_ONE_SQLITE = DriverStatement(INSERT_ONE)
 
 
 def spliced_hash(head: bytes, prev_hash: str, mid: bytes, seq: int, tail: bytes) -> str:
@@ -223,10 +226,11 @@ class AuditTrail:
         committed and the unit of work rolls back, as with :meth:`append` and ``commit()``.
         """
         session = uow.session
-        one_sqlite: dict[str, Any] | None = None
-        if len(events) == 1 and session.get_bind().dialect.name == "sqlite":
-            # the record's bytes are made before the transaction begins: SQLite's BEGIN takes the write lock
-            one_sqlite = _one_params(events[0], recorded_at=timestamp(now), now=now)
+        one_sqlite: tuple[Any, ...] | None = None
+        bound = session.get_bind().dialect
+        if len(events) == 1 and bound.name == "sqlite":
+            # the record's values are made before the transaction begins: SQLite's BEGIN takes the write lock
+            one_sqlite = INSERT_ONE_SQLITE.values(bound, _one_params(events[0], recorded_at=timestamp(now), now=now))
         connection = session.connection()
         pooled = connection.connection
         postgres = connection.dialect.name == "postgresql"
@@ -334,7 +338,7 @@ def _append_one(connection: Connection, event: AuditEvent, *, recorded_at: str, 
     inserted by :data:`INSERT_ONE`, whose trigger seals the head."""
     params = _one_params(event, recorded_at=recorded_at, now=now)
     if connection.dialect.name == "sqlite":
-        _append_one_sqlite(connection, params, now)
+        _append_one_sqlite(connection, INSERT_ONE_SQLITE.values(connection.dialect, params), now)
     elif connection.execute(APPEND_ONE, params).first() is None:  # no head yet: create it, then append
         _reserve(connection, 0, now)
         connection.execute(APPEND_ONE, params).one()
@@ -454,14 +458,15 @@ def _send(connection: Connection, cursor: Any, message: str) -> None:
         cursor.close()
 
 
-def _append_one_sqlite(connection: Connection, params: dict[str, Any], now: datetime) -> None:
-    """:data:`INSERT_ONE`, sealed by the trigger it fires (migration 0008)."""
+def _append_one_sqlite(connection: Connection, values: tuple[Any, ...], now: datetime) -> None:
+    """:data:`INSERT_ONE` on the driver's ``values`` (:data:`INSERT_ONE_SQLITE`), sealed by the trigger it fires
+    (migration 0008)."""
     pooled = connection.connection
     if HASH_FUNCTION not in pooled.info:  # once per database connection (re-registering expires its statements)
         pooled.driver_connection.create_function(HASH_FUNCTION, 5, spliced_hash, deterministic=True)  # type: ignore[union-attr]
         pooled.info[HASH_FUNCTION] = True
-    if connection.execute(INSERT_ONE, params).rowcount == 1:
+    if INSERT_ONE_SQLITE.execute_values(connection, values).rowcount == 1:
         return
     _reserve(connection, 0, now)  # no head yet: create it, then append
-    if connection.execute(INSERT_ONE, params).rowcount != 1:
+    if INSERT_ONE_SQLITE.execute_values(connection, values).rowcount != 1:
         raise RuntimeError("the audit record was not appended: the chain head row is missing")

@@ -66,6 +66,7 @@ from sqlalchemy.orm import Session
 
 from nudge_engine.adapters import json_codec
 from nudge_engine.adapters.context_store import load_contexts
+from nudge_engine.adapters.driver_statements import DriverStatement
 from nudge_engine.adapters.orm import (
     NudgeRow,
     PatientDecisionRow,
@@ -195,6 +196,8 @@ CLAIM_SERVED = {  # per dialect: (as built, with the serve-time re-check's cauti
     )
     for dialect in _JSON_ELEMENTS
 }
+# SQLite runs the claim inside its one write lock: compiled once, run as driver SQL (no per-call compile step).
+CLAIM_SERVED_SQLITE = tuple(DriverStatement(statement) for statement in CLAIM_SERVED["sqlite"])
 # The claim as a session function, called in the request's committing message on PostgreSQL (see
 # ``AuditTrail.append_and_commit``): it locks the patient, checks the serve's reading, marks the
 # expired rows and makes the compare-and-set. When any of that fails it raises CLAIM_LOST, which
@@ -779,16 +782,17 @@ class Claim:
             lock_patient(connection, seen.patient_id)
         if self.expired:
             connection.execute(MARK_EXPIRED, {"ids": list(self.expired)})
-        as_built, rechecked = CLAIM_SERVED[connection.dialect.name]
         params = {"rid": self.ready_id, "b_now": self.at, "pid": seen.patient_id, "version": seen.context_version,
                   "prefs_at": seen.prefs_updated_at, "since": seen.since, "n_served": len(seen.served),
                   "served": list(seen.served)}
-        if self.recheck is None:
-            result = connection.execute(as_built, params)
+        if self.recheck is not None:
+            params.update(b_caution=list(self.recheck.caution), b_digest=self.recheck.ruleset_digest)
+        which = int(self.recheck is not None)  # (as built, re-checked)
+        if connection.dialect.name == "sqlite":
+            rowcount = CLAIM_SERVED_SQLITE[which].execute(connection, params).rowcount
         else:
-            result = connection.execute(rechecked, {**params, "b_caution": list(self.recheck.caution),
-                                                    "b_digest": self.recheck.ruleset_digest})
-        if result.rowcount != 1:
+            rowcount = connection.execute(CLAIM_SERVED[connection.dialect.name][which], params).rowcount
+        if rowcount != 1:
             raise ClaimLost("the patient's serve state moved, or the nudge is no longer ready")
 
 
