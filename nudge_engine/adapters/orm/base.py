@@ -28,7 +28,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     sorts and compares as the times do. The two conversions there are done directly
     (:meth:`bind_processor`, :meth:`result_processor`), not by this decorator's methods around
     SQLAlchemy's own: the same text, for a third to a fifth of the interpreter time. A serve reads
-    a few dozen of these and binds several inside the database's write lock.
+    a few dozen of these and binds several inside the database's write lock. On PostgreSQL the
+    driver's aware values are only moved to UTC, by one function instead of two.
     """
 
     impl = DateTime(timezone=True)
@@ -51,9 +52,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return to_text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        utc = UTC
         if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
-        parse, utc = datetime.fromisoformat, UTC
+            if dialect.type_descriptor(self.impl_instance).result_processor(dialect, coltype) is not None:
+                return super().result_processor(dialect, coltype)
+
+            def from_driver(value: datetime | None) -> datetime | None:  # the driver's datetime, aware or not
+                if value is None:
+                    return None
+                return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)
+
+            return from_driver
+        parse = datetime.fromisoformat
 
         def from_text(value: Any) -> datetime | None:
             if value is None:
