@@ -1,7 +1,8 @@
 """Benchmark baseline (only mounted when ``NUDGE_BENCH_BARE=1``): one primary-key read and one small insert (Core
-statements built once and run on the transaction's connection, as the serve path runs its reads; on PostgreSQL the
-serve's claim, records and COMMIT go as one message on the driver's cursor, ``audit.trail._send``, which this
-baseline does not copy: it is the plain way to do its two statements, not the serve's tuned one).
+statements built once and run on the transaction's connection, as the serve path runs its reads). The serve's
+writes are tuned in ways this baseline does not copy, it being the plain way to do its two statements: on
+PostgreSQL its claim, records and COMMIT go as one message on the driver's cursor (``audit.trail._send``), on
+SQLite its claim and record run as driver SQL compiled once (``adapters.driver_statements``).
 
 The least any audited serve can do on the same database, behind the same middleware and token
 check, its work run where theirs runs (``ApiServices.run``: on the event loop on SQLite, in a worker
