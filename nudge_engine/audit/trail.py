@@ -142,6 +142,8 @@ FROM audit_chain_head WHERE id = 1
     bindparam("p_tail", type_=LargeBinary()), bindparam("r_recorded_at", type_=_records.c.recorded_at.type),
 )
 HASH_FUNCTION = "audit_record_hash"
+# Without the trigger (a database not upgraded) records would go in unsealed: checked once per connection.
+SEAL_TRIGGER_PRESENT = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_records_seal_head'"
 # run inside SQLite's write lock: compiled once, its values made before the lock (see ``append_and_commit``)
 INSERT_ONE_SQLITE = DriverStatement(INSERT_ONE)
 
@@ -463,6 +465,10 @@ def _append_one_sqlite(connection: Connection, values: tuple[Any, ...], now: dat
     (migration 0008)."""
     pooled = connection.connection
     if HASH_FUNCTION not in pooled.info:  # once per database connection (re-registering expires its statements)
+        if connection.exec_driver_sql(SEAL_TRIGGER_PRESENT).first() is None:  # a schema behind migration 0008
+            raise ConfigurationError(
+                "the database schema is behind this version (no audit seal trigger): run 'nudge-engine db upgrade'"
+            )
         pooled.driver_connection.create_function(HASH_FUNCTION, 5, spliced_hash, deterministic=True)  # type: ignore[union-attr]
         pooled.info[HASH_FUNCTION] = True
     if INSERT_ONE_SQLITE.execute_values(connection, values).rowcount == 1:

@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.database import make_engine
+from nudge_engine.adapters.migrations import upgrade
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
 from nudge_engine.audit.canonical import GENESIS_HASH, canonical, record_payload, timestamp
 from nudge_engine.audit.trail import AuditEvent, AuditTrail, EventType
+from nudge_engine.domain.errors import ConfigurationError
 from tests.integration.audit.conftest import NOW
 
 PATIENT = "0d2c4b6a8e0f4a1b9c3d5e7f9a1b3c5d"
@@ -110,3 +115,18 @@ def test_a_single_record_is_chained_and_sealed_by_one_statement_and_a_batch_by_i
     assert head is not None and (head.seq, head.hash) == (last.seq, last.hash)
     assert last.seq == 5 and head.updated_at == NOW
     assert trail.verify(session).ok
+
+
+def test_a_sqlite_database_behind_the_seal_migration_refuses_a_single_append_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'behind.db'}")
+    try:
+        upgrade(engine, "0007")  # the chain head is not sealed by a trigger before 0008
+        with Session(engine) as session:
+            with pytest.raises(ConfigurationError, match="db upgrade"):
+                AuditTrail().append(session, _built(1), now=NOW)
+            session.rollback()
+            assert session.scalar(select(func.count()).select_from(AuditRecordRow)) == 0
+    finally:
+        engine.dispose()
