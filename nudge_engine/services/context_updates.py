@@ -30,6 +30,7 @@ from nudge_engine.services.delivery import (
     NoReviewRouting,
     NudgeSource,
     NullObserver,
+    Recheck,
     ReviewRouting,
     approved_for,
     lock_patient,
@@ -133,11 +134,12 @@ class ContextUpdater:
                 select(PatientRow.context_version).where(PatientRow.id == patient_id)
             ).scalar_one()
             events: list[AuditEvent] = []
+            rechecks: list[Recheck | None] = []
             kept = superseded = 0
             if changed and not enrolled:
                 kept, superseded = self._recheck_ready(
                     session, patient_id=patient_id, context=record.context, version=version, now=now,
-                    actor_id=actor_id, events=events,
+                    actor_id=actor_id, events=events, rechecks=rechecks,
                 )
                 events.extend(self._review.reevaluate_pending(session, patient_id=patient_id, context=record.context,
                                                               now=now))
@@ -148,6 +150,8 @@ class ContextUpdater:
                 )
             self._audit.append(session, events, now=now)
             uow.commit()
+        for verdict in rechecks:  # counted once committed
+            self._observer.rechecked(verdict, stage="context")
         ctx = record.context
         return ContextUpdate(
             enrolled=enrolled, changed=changed, context_version=version, ready_kept=kept, ready_superseded=superseded,
@@ -159,11 +163,11 @@ class ContextUpdater:
 
     def _recheck_ready(
         self, session: Session, *, patient_id: str, context: PatientContext, version: int, now: datetime,
-        actor_id: str | None, events: list[AuditEvent],
+        actor_id: str | None, events: list[AuditEvent], rechecks: list[Recheck | None],
     ) -> tuple[int, int]:
         """Re-check the patient's ready nudges; without a rule set they stay stale (serve fails closed)."""
         if self._guardrails is None:
-            self._observer.rechecked(None, stage="context")
+            rechecks.append(None)
             return 0, 0
         rows = session.execute(
             select(ReadyNudgeRow.id, ReadyNudgeRow.nudge_id, ReadyNudgeRow.review_item_id).where(
@@ -181,7 +185,7 @@ class ContextUpdater:
                 superseded += 1
                 continue
             verdict = self._guardrails.recheck(context, nudge, now)
-            self._observer.rechecked(verdict, stage="context")
+            rechecks.append(verdict)
             if still_servable(verdict, approved_for(session, r.review_item_id)):
                 session.execute(
                     update(ReadyNudgeRow)

@@ -699,6 +699,7 @@ class _Pass:
     session_held: int | None = None  # with a session id: candidates the session held back
     may_write: bool = True  # False: read without locks; a write beyond the claim needs the pass again, locked
     recheck: Recheck | None = None  # the winner's serve-time re-check (None: served as built)
+    rechecks: list[Recheck | None] = field(default_factory=list)  # observed once the pass commits
 
 
 def _ready_in_order(session: Reader, queue: Sequence[Any], weights: Mapping[str, float] | None) -> list[Any]:
@@ -862,8 +863,8 @@ class DeliveryService:
         locked, lost = False, 0
         while True:
             try:
-                served = self._serve(source_id=source_id, actor_id=actor_id, session_id=session_id, weights=weights,
-                                     now=now, locked=locked)
+                served, work = self._serve(source_id=source_id, actor_id=actor_id, session_id=session_id,
+                                           weights=weights, now=now, locked=locked)
             except _NeedsLock:
                 locked = True
                 continue
@@ -875,6 +876,8 @@ class DeliveryService:
                     raise ClaimLost("the nudge could not be claimed; try again") from error
                 locked = True  # concurrent writers on this patient: read under the lock from now on
                 continue
+            for verdict in work.rechecks:  # the committed pass's only: a pass done again is counted once
+                self._observer.rechecked(verdict, stage="serve")
             if served is not None:
                 self._observer.served(served.nudge)
             return served
@@ -882,7 +885,7 @@ class DeliveryService:
     def _serve(
         self, *, source_id: str, actor_id: str | None, session_id: str | None, weights: Mapping[str, float] | None,
         now: datetime, locked: bool,
-    ) -> ServedNudge | None:
+    ) -> tuple[ServedNudge | None, _Pass]:
         since = now - self._policy.lookback
         if not locked and self._snapshots is not None:  # SQLite: read and pick outside the write lock
             with self._snapshots() as reader:
@@ -893,7 +896,7 @@ class DeliveryService:
                 )
             with self._uow_factory() as uow:
                 self._commit(uow, work, served, patient_id=patient_id, reading=reading, actor_id=actor_id, now=now)
-            return served
+            return served, work
         with self._uow_factory() as uow:
             db = uow.session.connection()
             row_locks = _row_locks(db)
@@ -903,7 +906,7 @@ class DeliveryService:
                 session_id=session_id, weights=weights,
             )
             self._commit(uow, work, served, patient_id=patient_id, reading=reading, actor_id=actor_id, now=now)
-        return served
+        return served, work
 
     def _read_and_pick(
         self, session: Reader, source_id: str, work: _Pass, *, lock: bool, since: datetime, now: datetime,
@@ -1062,12 +1065,12 @@ class DeliveryService:
         self, session: Reader, patient_id: str, nudge: Nudge, now: datetime, work: _Pass
     ) -> Recheck | None:
         if self._guardrails is None:
-            self._observer.rechecked(None, stage="serve")
+            work.rechecks.append(None)
             return None
         if work.context is None:
             work.context = load_contexts(session, [patient_id]).get(patient_id, PatientContext())
         verdict = self._guardrails.recheck(work.context, nudge, now)
-        self._observer.rechecked(verdict, stage="serve")
+        work.rechecks.append(verdict)
         return verdict
 
     def _supersede(

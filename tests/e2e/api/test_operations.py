@@ -133,3 +133,21 @@ def test_the_openapi_document_lists_every_status_each_route_can_answer(client: T
     assert set(put["requestBody"]["content"]) == {"application/fhir+json", "application/json"}
     assert "HTTPValidationError" not in json.dumps(doc)
     assert "/bench" not in json.dumps(doc)
+
+
+def test_a_serve_that_is_done_again_under_the_lock_counts_each_guardrail_outcome_once(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    # built before the contraindication was known: the first pass, without locks, finds the walk blocked
+    # and does the serve again under the lock to supersede it; only the committed pass is counted
+    enrol("app-bo", condition(UNSTABLE_ANGINA))
+    pid = surrogate_of(container, "app-bo")
+    seed_ready(container, pid, WALK, score=0.9, context_version=0)
+    seed_ready(container, pid, WATER, score=0.1, context_version=0)
+
+    assert client.get("/v1/patients/app-bo/next-nudge", headers=service_headers).status_code == 200
+    text = client.get("/metrics").text
+
+    assert 'nudge_guardrail_outcomes_total{decision="block",rule="EX-BLOCK",stage="serve"} 1.0' in text
+    assert 'nudge_guardrail_outcomes_total{decision="deliver",rule="",stage="serve"} 1.0' in text
+    assert 'nudge_nudges_served_total{category="hydration"} 1.0' in text
