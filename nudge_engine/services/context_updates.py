@@ -174,7 +174,7 @@ class ContextUpdater:
                 ReadyNudgeRow.patient_id == patient_id, ReadyNudgeRow.status == "ready"
             )
         ).all()
-        nudges = self._nudges.find(session, [r.nudge_id for r in rows])
+        nudges = self._nudges.find(session, [r.nudge_id for r in rows], at=now)
         kept = superseded = 0
         for r in rows:
             nudge = nudges.get(r.nudge_id)

@@ -37,7 +37,7 @@ import time as time_module
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -556,7 +556,9 @@ def nudge_from_row(row: NudgeRow | Row[Any]) -> Nudge | None:
 class NudgeSource(Protocol):
     """Where nudge content comes from; a nudge that is gone (or withdrawn) maps to None."""
 
-    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]: ...
+    def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
+        """The content of ``ids`` as of ``at`` (the service's clock); gone, withdrawn or out of date maps to None."""
+        ...
 
 
 class CatalogNudges:
@@ -566,8 +568,8 @@ class CatalogNudges:
         self._nudges = {n.id: n for n in catalog.nudges()}
         self._catalog = catalog
 
-    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]:
-        now = datetime.now(UTC).timestamp()
+    def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
+        now = at.timestamp()
         found: dict[str, Nudge | None] = {}
         for nid in ids:
             i = self._catalog.index.get(nid)
@@ -579,7 +581,7 @@ class CatalogNudges:
 class StoredNudges:
     """Nudge content from the ``nudges`` table (inactive rows count as withdrawn)."""
 
-    def find(self, session: Reader, ids: Iterable[str]) -> dict[str, Nudge | None]:
+    def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
@@ -978,7 +980,7 @@ class DeliveryService:
                 live.append(r)
         if not live:
             return None
-        nudges = self._nudges.find(session, [r.nudge_id for r in live])
+        nudges = self._nudges.find(session, [r.nudge_id for r in live], at=now)
         if session_id is not None:
             live = self._session_order(session, patient_id=patient_id, session_id=session_id, now=now, live=live,
                                        nudges=nudges, work=work)
@@ -1049,7 +1051,7 @@ class DeliveryService:
             return live
         events = [SessionEvent(r.type, r.nudge_id, r.properties) for r in rows]
         dismissed = {e.nudge_id for e in events if e.type == "dismissed" and e.nudge_id} - set(nudges)
-        known = {**nudges, **(self._nudges.find(session, dismissed) if dismissed else {})}
+        known = {**nudges, **(self._nudges.find(session, dismissed, at=now) if dismissed else {})}
 
         def category_of(nudge_id: str) -> str | None:
             found = known.get(nudge_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,10 +12,11 @@ from fastapi.testclient import TestClient
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.tokens import Role
-from tests.e2e.api.kit import CatalogNudge, audit_records, bundle, ready_status, seed_ready, surrogate_of
+from tests.e2e.api.kit import CatalogNudge, Clock, audit_records, bundle, ready_status, seed_ready, surrogate_of
 
 BRISK_WALK = CatalogNudge("ex-brisk-walk-30min", "exercise", "moderate")
 WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
+MOUNTAIN_HIKE = CatalogNudge("ex-mountain-hike", "exercise", "vigorous")
 
 
 def blood_pressure(systolic: int, diastolic: int) -> dict[str, Any]:
@@ -77,3 +79,22 @@ def test_the_catalogs_burden_limits_hold_at_serve_time(
     assert first.status_code == 200
     assert second.status_code == 204  # one hydration nudge per day (catalog category cap)
     assert [r.details.get("outcome") for r in audit_records(container) if r.event_type == "served"][-1] == "capped"
+
+
+def test_a_seasonal_catalog_nudge_is_served_inside_its_window_by_the_services_clock_and_not_after(
+    real_client: TestClient, container: Container, tokens: dict[Role, str], clock: Clock
+) -> None:
+    # the catalog's mountain hike runs from May to October 2025: the service's clock decides, not the host's
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    clock.now = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+    assert real_client.put("/v1/patients/app-eve/context", json=bundle("app-eve"), headers=headers).status_code == 201
+    pid = surrogate_of(container, "app-eve")
+    in_season = seed_ready(container, pid, MOUNTAIN_HIKE)
+
+    served = real_client.get("/v1/patients/app-eve/next-nudge", headers=headers)
+
+    assert served.status_code == 200 and served.json()["delivery_id"] == in_season
+    clock.now = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
+    out_of_season = seed_ready(container, pid, MOUNTAIN_HIKE)
+    assert real_client.get("/v1/patients/app-eve/next-nudge", headers=headers).status_code == 204
+    assert ready_status(container, out_of_season) == "superseded"
