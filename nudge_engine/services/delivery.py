@@ -557,7 +557,8 @@ class NudgeSource(Protocol):
     """Where nudge content comes from; a nudge that is gone (or withdrawn) maps to None."""
 
     def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
-        """The content of ``ids`` as of ``at`` (the service's clock); gone, withdrawn or out of date maps to None."""
+        """The content of ``ids`` as of ``at`` (the service's clock); gone or withdrawn maps to None, and so does
+        a nudge outside its validity window where the source keeps one (:class:`CatalogNudges`)."""
         ...
 
 
