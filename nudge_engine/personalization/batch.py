@@ -66,6 +66,11 @@ class PatientBatch:
     # (row, catalog index) pairs the patient asked never to see again ("not right for me").
     suppressed_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
     suppressed_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    # (row, catalog index, epoch seconds): last deliveries whose raw events retention folded away;
+    # cooldowns count them as they count the deliveries in ``events``.
+    folded_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    folded_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    folded_delivered_s: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.patient_idx)
@@ -83,7 +88,9 @@ class PatientBatch:
                 raise InvalidInput(f"PatientBatch: field 'prefs.{name}': wrong length")
         if len(self.events) and (self.events.patient_row.min() < 0 or self.events.patient_row.max() >= n):
             raise InvalidInput("EventColumns: field 'patient_row': outside the batch")
-        for kind in ("pending_review", "suppressed"):
+        if not len(self.folded_rows) == len(self.folded_nudges) == len(self.folded_delivered_s):
+            raise InvalidInput("PatientBatch: field 'folded_delivered_s': lengths of the folded deliveries differ")
+        for kind in ("pending_review", "suppressed", "folded"):
             rows, nudges = getattr(self, f"{kind}_rows"), getattr(self, f"{kind}_nudges")
             if len(rows) != len(nudges):
                 raise InvalidInput(f"PatientBatch: field '{kind}_nudges': length differs from the rows")

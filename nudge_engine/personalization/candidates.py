@@ -89,6 +89,9 @@ def last_delivered(batch: PatientBatch, n_nudges: int, now_s: float) -> npt.NDAr
     m = (ev.type_code == EventType.DELIVERED) & (ev.nudge_idx >= 0) & (ev.ts <= now_s)
     out = np.full(len(batch) * n_nudges, -np.inf)
     np.maximum.at(out, ev.patient_row[m].astype(np.int64) * n_nudges + ev.nudge_idx[m], ev.ts[m].astype(np.float64))
+    folded = (batch.folded_nudges >= 0) & (batch.folded_delivered_s <= now_s)
+    np.maximum.at(out, batch.folded_rows[folded].astype(np.int64) * n_nudges + batch.folded_nudges[folded],
+                  batch.folded_delivered_s[folded])
     return out.reshape(len(batch), n_nudges)
 
 

@@ -5,8 +5,10 @@ transaction: their counts are added to ``patient_nudge_outcomes`` (per patient a
 opened, dismissed, completed, activity and minutes, last delivered and completed times) and to
 ``event_volume_daily`` (the volume report), the events are deleted, and an audit record says how
 many. Then build decision details (``patient_decisions``), finished ready-queue rows and old
-refused/quarantined events are deleted past theirs. The audit trail is never touched: it still
-verifies. Patient feedback, review items and approvals are kept (they are decisions, not history).
+refused/quarantined events are deleted past theirs. A deleted serve still inside its nudge's cooldown
+is folded into ``last_delivered_at`` first: the build reads that column for cooldowns. The audit
+trail is never touched: it still verifies. Patient feedback, review items and approvals are kept
+(they are decisions, not history).
 
 ``raw events + patient_nudge_outcomes`` is a patient's whole history; in low-retention mode the build
 personalises from the session's events and these aggregates only.
@@ -17,10 +19,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import chunked
@@ -88,11 +90,12 @@ def apply_retention(container: Container, *, data: DataSettings | None = None) -
         result.decisions_deleted = _count(s.execute(
             delete(PatientDecisionRow).where(PatientDecisionRow.created_at < result.cutoffs["decisions"])))
         # Finished ready-queue rows: never those the serve-time caps still count (a local week and a day).
+        # A serve inside its nudge's cooldown is folded first, so later builds still hold the cooldown.
         ready_cutoff = min(result.cutoffs["decisions"], now - SERVED_LOOKBACK)
-        result.ready_deleted = _count(s.execute(delete(ReadyNudgeRow).where(
-            ReadyNudgeRow.created_at < ready_cutoff,
-            or_(ReadyNudgeRow.status != "ready", ReadyNudgeRow.expires_at < ready_cutoff),
-        )))
+        finished = (ReadyNudgeRow.created_at < ready_cutoff) & or_(
+            ReadyNudgeRow.status != "ready", ReadyNudgeRow.expires_at < ready_cutoff)
+        fold_serves(s, finished, since=now - _longest_cooldown(container), now=now)
+        result.ready_deleted = _count(s.execute(delete(ReadyNudgeRow).where(finished)))
         result.intake_deleted = _count(s.execute(
             delete(EventIntakeRow).where(EventIntakeRow.received_at < result.cutoffs["intake"])))
         container.audit.append(s, [AuditEvent(
@@ -140,6 +143,28 @@ def fold_old_events(session: Session, *, before: datetime, now: datetime, limit:
     for chunk in chunked(ids):
         session.execute(delete(e).where(e.id.in_(chunk)))
     return len(rows), len(folds)
+
+
+def fold_serves(session: Session, finished: ColumnElement[bool], *, since: datetime, now: datetime) -> int:
+    """Fold the serves at or after ``since`` among the ``finished`` ready-queue rows into the aggregates.
+
+    A serve counts as the nudge's last delivery (``last_delivered_at``), whether or not the app reported
+    the delivery: cooldowns count it, and no delivery count changes. Returns the aggregate rows touched.
+    """
+    q = ReadyNudgeRow
+    folds: dict[tuple[str, str], _Fold] = defaultdict(_Fold)
+    for patient_id, nudge_id, served_at in session.execute(
+        select(q.patient_id, q.nudge_id, func.max(q.served_at))
+        .where(finished, q.status == "served", q.served_at >= since)
+        .group_by(q.patient_id, q.nudge_id)
+    ):
+        folds[str(patient_id), nudge_id].last_delivered = served_at
+    _add_outcomes(session, folds, now)
+    return len(folds)
+
+
+def _longest_cooldown(container: Container) -> timedelta:
+    return timedelta(seconds=int(container.catalog.cooldown_s.max(initial=0)))
 
 
 def _add_outcomes(session: Session, folds: dict[tuple[str, str], _Fold], now: datetime) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.clinical_packs import load_clinical_rows
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
+from nudge_engine.adapters.orm.feedback import PatientNudgeOutcomeRow
 from nudge_engine.adapters.shards import ShardClaim
 from nudge_engine.adapters.sql_functions import instants_us, json_number, stored_instant
 from nudge_engine.guardrails.rows import ClinicalRows
@@ -102,6 +103,19 @@ def load_shard(
     else:
         events = EventColumns.empty()
 
+    # Deliveries whose raw events retention folded away still hold their nudges' cooldowns (low retention
+    # keeps raw events for 14 days; the catalog's cooldowns run to 90).
+    o = PatientNudgeOutcomeRow
+    folded = [
+        row for chunk in chunked(ids)
+        for row in conn.execute(
+            select(o.patient_id, o.nudge_id, stored_instant(o.last_delivered_at))
+            .where(o.patient_id.in_(chunk), o.last_delivered_at >= as_of - max(every, deliveries),
+                   o.last_delivered_at <= as_of)
+        ).all()
+    ]
+    folded_idx = catalog.indices([r.nudge_id for r in folded])
+
     pending = [
         p for chunk in chunked(ids)
         for p in session.execute(
@@ -129,5 +143,8 @@ def load_shard(
         pending_review_nudges=pending_idx[keep].astype(np.int32),
         suppressed_rows=np.array([row_of[flagged[k][0]] for k in keep_flagged], dtype=np.int32),
         suppressed_nudges=flagged_idx[keep_flagged].astype(np.int32),
+        folded_rows=np.array([row_of[r.patient_id] for r in folded], dtype=np.int32),
+        folded_nudges=folded_idx,
+        folded_delivered_s=(instants_us([r[2] for r in folded]) / 1e6).astype(np.float64),
     )
     return LoadedShard(ids, [p.context_version for p in patients], clinical, batch)

@@ -20,6 +20,7 @@ from nudge_engine.adapters.orm import (
 )
 from nudge_engine.adapters.orm.feedback import EventVolumeDailyRow, PatientFeedbackRow, PatientNudgeOutcomeRow
 from nudge_engine.bootstrap import Container
+from nudge_engine.services.build.factory import build_cycle
 from nudge_engine.services.retention import apply_retention
 from nudge_engine.tracking.report import event_volume
 from nudge_engine.tracking.settings import DataSettings, RetentionMode
@@ -177,3 +178,46 @@ def test_retention_keeps_patient_flags_and_review_items(container: Container) ->
     with container.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(PatientFeedbackRow)) == 1
         assert uow.session.scalar(select(func.count()).select_from(ReviewItemRow)) == 1
+
+
+@pytest.mark.parametrize("past", ["delivered event", "served ready row"])
+def test_a_delivery_or_serve_low_retention_deleted_still_holds_its_nudges_cooldown_in_later_builds(
+    container: Container, past: str,
+) -> None:
+    scuba = "ex-scuba-taster"  # open to every programme and segment, cooldown 30 days
+    assert container.catalog.cooldown_s[container.catalog.index[scuba]] == 30 * 86400
+    at = NOW - timedelta(days=20)  # inside the cooldown, outside low retention's 14 days
+    with container.uow() as uow:
+        patients = uow.session.scalars(select(PatientRow.id)).all()
+        if past == "delivered event":
+            uow.session.execute(insert(PatientEventRow), [{
+                "id": new_id(), "patient_id": p, "type": "delivered", "nudge_id": scuba, "session_id": None,
+                "occurred_at": at, "received_at": at, "properties": {}, "idempotency_key": None, "response": {},
+            } for p in patients])
+        else:  # served, and the app never reported the delivery
+            uow.session.execute(insert(ReadyNudgeRow), [{
+                "id": new_id(), "patient_id": p, "nudge_id": scuba, "status": "served", "score": 1.0, "caution": [],
+                "context_version": 1, "ruleset_digest": "sha256:x", "created_at": at,
+                "expires_at": at + timedelta(days=1), "served_at": at,
+            } for p in patients])
+        uow.commit()
+
+    apply_retention(container, data=DataSettings(retention_mode=RetentionMode.LOW))
+    summary = build_cycle(container, worker="t").run()
+
+    with container.uow() as uow:
+        raw_events = uow.session.scalar(select(func.count()).select_from(PatientEventRow).where(
+            PatientEventRow.nudge_id == scuba))
+        served_rows = uow.session.scalar(select(func.count()).select_from(ReadyNudgeRow).where(
+            ReadyNudgeRow.nudge_id == scuba, ReadyNudgeRow.status == "served"))
+        decisions = uow.session.execute(select(
+            PatientDecisionRow.chosen, PatientDecisionRow.dropped, PatientDecisionRow.blocked,
+            PatientDecisionRow.review,
+        ).where(PatientDecisionRow.cycle_id == summary.cycle_id)).all()
+    assert raw_events == served_rows == 0
+    assert all(_outcome(container, p, scuba) is not None for p in patients)
+    planned = [d for d in decisions if scuba in {c["nudge"] for c in [*d.chosen, *d.blocked, *d.review]}]
+    cooling = [d for d in decisions if scuba in d.dropped.get("cooldown", [])]
+    later_reasons = [d for d in decisions if any(scuba in d.dropped.get(r, []) for r in ("capped", "quiet_hours"))]
+    assert planned == [] and later_reasons == []
+    assert len(cooling) >= len(patients) // 2  # all but those opted out of exercise or otherwise ineligible

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nudge_engine.domain.nudge import Category
+from nudge_engine.personalization.batch import PatientBatch
 from nudge_engine.personalization.candidates import DropReason
 from nudge_engine.personalization.catalog import CATEGORY_CODE
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
@@ -87,6 +89,20 @@ def test_cooldown_drops_a_repeat_and_releases_it_afterwards() -> None:
     assert reason(plan_candidates(recent, now), "ex-walk-10min") is DropReason.COOLDOWN  # 48 h cooldown
     older = one_patient(tz="Europe/Berlin", deliveries=[(now - timedelta(hours=49), "ex-walk-10min")])
     assert reason(plan_candidates(older, now), "ex-walk-10min") is None
+
+
+def test_a_delivery_folded_out_of_the_raw_events_holds_the_cooldown_as_a_raw_one_does() -> None:
+    now = _at(2025, 6, 4, 12)
+    walk = CATALOG.index["ex-walk-10min"]
+
+    def folded(hours_ago: float) -> PatientBatch:
+        return replace(one_patient(tz="Europe/Berlin"), folded_rows=np.array([0], np.int32),
+                       folded_nudges=np.array([walk], np.int32),
+                       folded_delivered_s=np.array([(now - timedelta(hours=hours_ago)).timestamp()]))
+
+    assert reason(plan_candidates(folded(47), now), "ex-walk-10min") is DropReason.COOLDOWN  # 48 h cooldown
+    assert reason(plan_candidates(folded(49), now), "ex-walk-10min") is None
+    assert reason(plan_candidates(folded(-1), now), "ex-walk-10min") is None  # not yet delivered at `now`
 
 
 def test_opt_outs_and_programme_and_segment_targeting() -> None:
