@@ -540,9 +540,12 @@ class NullObserver:
 # --- shared helpers --------------------------------------------------------------------------------
 
 
-def nudge_from_row(row: NudgeRow | Row[Any]) -> Nudge | None:
-    """The domain nudge of a catalog row (mapped or plain), or None when it is withdrawn or no longer valid."""
+def nudge_from_row(row: NudgeRow | Row[Any], *, at: datetime) -> Nudge | None:
+    """The domain nudge of a catalog row (mapped or plain) at ``at``, or None when it is withdrawn, outside its
+    validity window [valid_from, valid_until), or no longer a valid nudge."""
     if not row.active:
+        return None
+    if (row.valid_from is not None and at < row.valid_from) or (row.valid_until is not None and at >= row.valid_until):
         return None
     try:
         return Nudge(
@@ -557,8 +560,8 @@ class NudgeSource(Protocol):
     """Where nudge content comes from; a nudge that is gone (or withdrawn) maps to None."""
 
     def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
-        """The content of ``ids`` as of ``at`` (the service's clock); gone or withdrawn maps to None, and so does
-        a nudge outside its validity window where the source keeps one (:class:`CatalogNudges`)."""
+        """The content of ``ids`` as of ``at`` (the service's clock); a nudge that is gone, withdrawn or outside
+        its validity window maps to None."""
         ...
 
 
@@ -580,14 +583,14 @@ class CatalogNudges:
 
 
 class StoredNudges:
-    """Nudge content from the ``nudges`` table (inactive rows count as withdrawn)."""
+    """Nudge content from the ``nudges`` table (inactive rows count as withdrawn; validity windows hold)."""
 
     def find(self, session: Reader, ids: Iterable[str], *, at: datetime) -> dict[str, Nudge | None]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
         rows = session.execute(select(*_nudges.c).where(_nudges.c.id.in_(wanted)))
-        found = {row.id: nudge_from_row(row) for row in rows}
+        found = {row.id: nudge_from_row(row, at=at) for row in rows}
         return {nid: found.get(nid) for nid in wanted}
 
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, event, insert, select, update
 
 from nudge_engine.adapters.context_store import replace_contexts
-from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
+from nudge_engine.adapters.orm import NudgeRow, PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit import trail as trail_module
@@ -92,6 +92,25 @@ def test_a_nudge_scheduled_for_later_waits_until_its_time(
     clock.advance(hours=3)
     status, body = _next(client, service_headers)
     assert status == 200 and body is not None and body["delivery_id"] == later
+
+
+def test_a_nudge_past_the_end_of_its_validity_window_is_never_served(
+    client: TestClient, container: Container, clock: Clock, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-ada")
+    pid = surrogate_of(container, "app-ada")
+    seasonal = seed_ready(container, pid, WATER, score=0.9)
+    plain = seed_ready(container, pid, SLEEP, score=0.1)
+    with container.uow() as uow:
+        uow.session.execute(update(NudgeRow).where(NudgeRow.id == WATER.id).values(
+            valid_from=clock() - timedelta(days=30), valid_until=clock() + timedelta(hours=1)))
+        uow.commit()
+    clock.advance(hours=2)
+
+    status, body = _next(client, service_headers)
+
+    assert status == 200 and body is not None and body["delivery_id"] == plain
+    assert ready_status(container, seasonal) == "superseded"
 
 
 def test_no_nudge_is_served_in_the_patients_quiet_hours(
