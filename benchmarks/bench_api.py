@@ -30,6 +30,13 @@ generator, both workers and the database share the machine's cores: anything els
 shows in the figures, the p99 first.
 
     .venv/bin/python benchmarks/bench_api.py --duration 60 --patients 6000
+
+``--rounds N`` runs each endpoint N times for ``--duration`` seconds, the endpoints taking turns on
+the same server (bare, next-nudge, events, bare, ...), and pools each endpoint's rounds: requests over
+the summed time, and p50/p99 of all its requests (merged from each round's percentiles). A slow
+drift of a shared machine then falls on bare and next-nudge alike, and each round opens fresh
+connections, so each gets a fresh split over the workers. ``--rounds 3 --duration 20`` still puts
+60 seconds of load on each endpoint, in three runs.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +64,10 @@ from nudge_engine.adapters.migrations import upgrade  # noqa: E402
 from nudge_engine.config import Settings  # noqa: E402
 from tests.support.serving import free_port, running_serve  # noqa: E402
 
-LUA_COMMON = r"""
+# Latency percentiles wrk reports for each run (every half percent, finer in the tail, with the fastest and
+# slowest request as 0 and 100), so that the rounds of an endpoint can be merged into one distribution.
+GRID = [p / 2 for p in range(1, 198)] + [99.0 + p / 100 for p in range(1, 100)]
+LUA_COMMON = "GRID = {" + ", ".join(f"{p:g}" for p in GRID) + "}\n" + r"""
 local counter = 0
 local ids = {}
 statuses = {}
@@ -81,6 +91,9 @@ function done(summary, latency, requests)
     for k, v in pairs(s) do total[k] = (total[k] or 0) + v end
   end
   for k, v in pairs(total) do io.write(string.format("STATUS %d %d\n", k, v)) end
+  io.write(string.format("PCT 0 %d\n", latency.min))
+  for _, p in ipairs(GRID) do io.write(string.format("PCT %g %d\n", p, latency:percentile(p))) end
+  io.write(string.format("PCT 100 %d\n", latency.max))
 end
 """
 LUA_REQUEST = {
@@ -127,6 +140,50 @@ class Result:
     requests: int
     errors: int
     statuses: dict[int, int]
+    seconds: float = 0.0
+    percentiles: list[tuple[float, float]] = field(default_factory=list)  # (percentile, ms), ascending
+    rounds: int = 1
+
+
+def merged(rounds: list[Result]) -> Result:
+    """One endpoint's rounds as one run: counts and time summed, latency percentiles of the pooled requests.
+
+    Each round's distribution is read off its percentile grid (linear between grid points) and the rounds
+    are weighted by their requests, so the merged p99 is the latency 1% of all the requests exceeded.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    first = rounds[0]
+    requests = sum(r.requests for r in rounds)
+    seconds = sum(r.seconds for r in rounds)
+    statuses: dict[int, int] = {}
+    for r in rounds:
+        for code, n in r.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    grid = sorted({ms for r in rounds for _, ms in r.percentiles})
+
+    def share_below(ms: float) -> float:
+        return sum(r.requests * _interpolate(ms, [v for _, v in r.percentiles], [p for p, _ in r.percentiles])
+                   for r in rounds) / max(requests, 1)
+
+    pooled = [(share_below(ms), ms) for ms in grid]
+
+    def quantile(p: float) -> float:
+        return _interpolate(p, [s for s, _ in pooled], [ms for _, ms in pooled])
+
+    return Result(first.backend, first.endpoint, requests / seconds, quantile(50.0), quantile(99.0), requests,
+                  sum(r.errors for r in rounds), statuses, seconds, pooled, len(rounds))
+
+
+def _interpolate(x: float, xs: list[float], ys: list[float]) -> float:
+    """y at x on the ascending points (xs, ys), linear between them and held flat beyond the ends."""
+    if x <= xs[0]:
+        return ys[0]
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            span = xs[i] - xs[i - 1]
+            return ys[i] if span == 0 else ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / span
+    return ys[-1]
 
 
 def _ms(text: str) -> float:
@@ -145,7 +202,9 @@ def parse_wrk(out: str, backend: str, endpoint: str) -> Result:
         errors += sum(int(x) for x in socket_errors.groups())
     statuses = {int(c): int(n) for c, n in re.findall(r"STATUS (\d+) (\d+)", out)}
     errors += sum(n for code, n in statuses.items() if code >= 400)
-    return Result(backend, endpoint, rps, p50, p99, requests, errors, statuses)
+    percentiles = [(float(p), int(us) / 1000) for p, us in re.findall(r"PCT ([\d.]+) (\d+)", out)]
+    return Result(backend, endpoint, rps, p50, p99, requests, errors, statuses, requests / rps if rps else 0.0,
+                  percentiles)
 
 
 def _bench_catalog(directory: Path) -> Path:
@@ -264,24 +323,30 @@ def bench_backend(backend: str, database_url: str, args: argparse.Namespace, wor
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if args.api_threads is not None:
         env["NUDGE_API_THREADS"] = str(args.api_threads)
-    results: list[Result] = []
+    endpoints = args.endpoints.split(",")
+    rounds: dict[str, list[Result]] = {endpoint: [] for endpoint in endpoints}
     with running_serve(env, port=free_port(), workers=args.workers, log=var_dir / "server.log") as base:
-        for endpoint in args.endpoints.split(","):
-            ids = var_dir / IDS_OF[endpoint]
-            run_wrk(base, endpoint, ids, token, duration=WARM_UP_S, connections=args.connections,
-                    threads=args.threads, workdir=var_dir)  # warm-up: connections, caches, pool
-            if endpoint == "next-nudge":
-                reset_queue(database_url)
-            out = run_wrk(base, endpoint, ids, token, duration=args.duration,
-                          connections=args.connections, threads=args.threads, workdir=var_dir)
-            results.append(parse_wrk(out, backend, endpoint))
-            print(f"[{backend}] {endpoint}: {results[-1].rps:.0f} req/s", file=sys.stderr)
-    return results
+        for n in range(args.rounds):
+            for endpoint in endpoints:
+                ids = var_dir / IDS_OF[endpoint]
+                if n == 0:
+                    run_wrk(base, endpoint, ids, token, duration=WARM_UP_S, connections=args.connections,
+                            threads=args.threads, workdir=var_dir)  # warm-up: connections, caches, pool
+                    if endpoint == "next-nudge":
+                        reset_queue(database_url)
+                out = run_wrk(base, endpoint, ids, token, duration=args.duration,
+                              connections=args.connections, threads=args.threads, workdir=var_dir)
+                rounds[endpoint].append(parse_wrk(out, backend, endpoint))
+                print(f"[{backend}] {endpoint}, round {n + 1} of {args.rounds}: {rounds[endpoint][-1].rps:.0f} req/s",
+                      file=sys.stderr)
+    return [merged(rounds[endpoint]) for endpoint in endpoints]
 
 
-def table(results: list[Result], connections: int, duration: int) -> str:
+def table(results: list[Result], connections: int, duration: int, rounds: int = 1) -> str:
+    per_endpoint = f"{duration}s per endpoint" if rounds == 1 else (
+        f"{rounds} rounds of {duration}s per endpoint, taking turns; rates and percentiles over all rounds")
     lines = [
-        f"wrk on loopback, {connections} connections, {duration}s per endpoint",
+        f"wrk on loopback, {connections} connections, {per_endpoint}",
         f"{'backend':<11}{'endpoint':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'answers':>26}"
         f"{'vs bare':>9}{'targets':>20}",
     ]
@@ -304,7 +369,10 @@ def table(results: list[Result], connections: int, duration: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (issue target: 60)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint and round (issue target: 60)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="timed runs per endpoint, the endpoints taking turns (bare, next-nudge, events, bare, "
+                             "...), so that a machine's drift falls on every endpoint alike; the table pools them")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
@@ -349,7 +417,7 @@ def main() -> int:
                     server.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(table(results, args.connections, args.duration))
+    print(table(results, args.connections, args.duration, args.rounds))
     return 0
 
 
