@@ -94,14 +94,15 @@ def apply_retention(container: Container, *, data: DataSettings | None = None) -
         ready_cutoff = min(result.cutoffs["decisions"], now - SERVED_LOOKBACK)
         finished = (ReadyNudgeRow.created_at < ready_cutoff) & or_(
             ReadyNudgeRow.status != "ready", ReadyNudgeRow.expires_at < ready_cutoff)
-        fold_serves(s, finished, since=now - _longest_cooldown(container), now=now)
+        serves_folded = fold_serves(s, finished, since=now - _longest_cooldown(container), now=now)
         result.ready_deleted = _count(s.execute(delete(ReadyNudgeRow).where(finished)))
         result.intake_deleted = _count(s.execute(
             delete(EventIntakeRow).where(EventIntakeRow.received_at < result.cutoffs["intake"])))
         container.audit.append(s, [AuditEvent(
             EventType.RETENTION_APPLIED, "system",
             details={"scope": "decisions", "decisions": result.decisions_deleted, "ready": result.ready_deleted,
-                     "intake": result.intake_deleted, "window_days": settings.decision_window.days,
+                     "intake": result.intake_deleted, "serves_folded": serves_folded,
+                     "window_days": settings.decision_window.days,
                      "low_retention": settings.low_retention},
         )], now=now)
         uow.commit()

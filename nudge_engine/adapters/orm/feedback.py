@@ -102,6 +102,6 @@ class PatientNudgeOutcomeRow(Base):
     completed: Mapped[int] = mapped_column(Integer, default=0)
     activity: Mapped[int] = mapped_column(Integer, default=0)
     activity_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    last_delivered_at: Mapped[datetime | None]
+    last_delivered_at: Mapped[datetime | None]  # the last delivered event or serve deleted (cooldowns read it)
     last_completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from nudge_engine.adapters.orm import (
+    AuditRecordRow,
     PatientDecisionRow,
     PatientEventRow,
     PatientRow,
@@ -67,6 +68,15 @@ def _outcome(c: Container, patient_id: str, nudge_id: str) -> tuple[int, ...] | 
             return None
         last = int(row.last_delivered_at.timestamp()) if row.last_delivered_at else -1
         return row.delivered, row.completed, row.activity, row.activity_minutes, last
+
+
+def _retention_details(c: Container, scope: str) -> dict[str, object]:
+    """The details of the last retention audit record of ``scope``."""
+    t = AuditRecordRow.__table__
+    with c.uow() as uow:
+        details = uow.session.scalars(select(t.c.details).where(t.c.event_type == "retention_applied")
+                                      .order_by(t.c.seq.desc())).all()
+    return next(d for d in details if d["scope"] == scope)
 
 
 def _checkpoint_then_verify(c: Container) -> None:
@@ -216,6 +226,8 @@ def test_a_delivery_or_serve_low_retention_deleted_still_holds_its_nudges_cooldo
         ).where(PatientDecisionRow.cycle_id == summary.cycle_id)).all()
     assert raw_events == served_rows == 0
     assert all(_outcome(container, p, scuba) is not None for p in patients)
+    assert _retention_details(container, "decisions")["serves_folded"] == (
+        len(patients) if past == "served ready row" else 0)
     planned = [d for d in decisions if scuba in {c["nudge"] for c in [*d.chosen, *d.blocked, *d.review]}]
     cooling = [d for d in decisions if scuba in d.dropped.get("cooldown", [])]
     later_reasons = [d for d in decisions if any(scuba in d.dropped.get(r, []) for r in ("capped", "quiet_hours"))]
