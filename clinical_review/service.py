@@ -50,6 +50,7 @@ from nudge_engine.domain.nudge import Nudge
 from nudge_engine.guardrails.decision import Outcome
 from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.logs import get_logger
+from nudge_engine.services.approvals import Approval, reviewed_rules
 from nudge_engine.services.delivery import lock_patient
 from nudge_engine.services.review_expiry import expire_overdue_reviews
 
@@ -69,6 +70,7 @@ SKIP_MESSAGES = {
     "patient_gone": "the patient was erased",
     "now_blocked": "the guardrails now block this nudge on the patient's current record; reject it",
     "new_rules_fired": "rules this review did not cover now flag the nudge; reject it and let the next build ask again",
+    "escalated": "the patient's record now escalates this nudge past what was reviewed; reject it",
 }
 
 
@@ -285,7 +287,7 @@ class ReviewService:
                 scope_id = new_id()
                 session.add(ApprovalScopeRow(
                     id=scope_id, patient_id=row.patient_id, nudge_id=row.nudge_id, review_item_id=row.id,
-                    rule_ids=list(row.rule_ids or ()), created_by=actor.actor_id, created_at=now,
+                    rule_ids=sorted(reviewed_rules(row.fired)), created_by=actor.actor_id, created_at=now,
                     valid_until=now + timedelta(days=command.scope_days),
                 ))
                 session.flush()
@@ -306,9 +308,13 @@ class ReviewService:
         decision = decide(ctx, nudge, self._ruleset(), now)
         if decision.decision is Outcome.BLOCK:
             return Skipped(row.id, "now_blocked")
-        flagged = {f.rule for f in decision.fired if f.action == Outcome.REVIEW.value}
-        if decision.decision is Outcome.REVIEW and not flagged <= set(row.rule_ids or ()):
-            return Skipped(row.id, "new_rules_fired")
+        if decision.decision is Outcome.REVIEW:
+            approval = Approval.of_item(row.fired, row.escalation)
+            flagged = frozenset(f.rule for f in decision.fired if f.action == Outcome.REVIEW.value)
+            if not approval.covers(flagged, None):
+                return Skipped(row.id, "new_rules_fired")
+            if not approval.covers(flagged, decision.escalation):
+                return Skipped(row.id, "escalated")
         return decision.caution, int(patient.context_version), decision.ruleset_digest
 
     @staticmethod

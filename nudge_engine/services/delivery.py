@@ -92,6 +92,7 @@ from nudge_engine.personalization.catalog import Catalog
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
 from nudge_engine.personalization.session import SessionEvent, SessionRules, rerank, summarise
 from nudge_engine.privacy.vault import SOURCE_ID
+from nudge_engine.services.approvals import NOT_APPROVED, Approval
 
 if TYPE_CHECKING:
 
@@ -283,6 +284,7 @@ class Recheck:
     ruleset_digest: str
     caution: tuple[str, ...] = ()
     fired: tuple[FiredRule, ...] = ()
+    escalation: str | None = None  # the rule set's escalation (urgent_clinical ...) of this verdict, if any
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -319,6 +321,7 @@ class CompiledGuardrails:
             ruleset_digest=decision.ruleset_digest,
             caution=decision.caution,
             fired=tuple(FiredRule(f.rule, f.action) for f in decision.fired),
+            escalation=decision.escalation,
         )
 
 
@@ -492,10 +495,10 @@ class BurdenServePolicy:
             opted_out_categories=frozenset(Category(c) for c in row.opted_out_categories if c in _CATEGORIES),
             max_per_day=row.max_per_day, max_per_week=row.max_per_week,
         )
-        deliveries = [
-            Delivery(served_at, nudge_id, self._catalog.entries[i].category)
+        deliveries = [  # a serve of a nudge since withdrawn from the catalog still counts for the overall caps
+            Delivery(served_at, nudge_id, None if (i := self._catalog.index.get(nudge_id)) is None
+                     else self._catalog.entries[i].category)
             for nudge_id, served_at in served
-            if (i := self._catalog.index.get(nudge_id)) is not None
         ]
         return _BurdenGate(self._catalog, prefs, deliveries, now)
 
@@ -612,23 +615,24 @@ def lock_patient(session: Reader, patient_id: str) -> Row[int, str, datetime | N
     return row
 
 
-def approved_for(session: Reader, review_item_id: str | None) -> frozenset[str]:
-    """The rule ids a clinician approved this nudge over (empty when it was never reviewed)."""
+def approved_for(session: Reader, review_item_id: str | None) -> Approval:
+    """What a clinician approved this nudge over (nothing when it was never reviewed or not approved)."""
     if review_item_id is None:
-        return frozenset()
+        return NOT_APPROVED
     row = session.execute(
-        select(ReviewItemRow.status, ReviewItemRow.rule_ids).where(ReviewItemRow.id == review_item_id)
+        select(ReviewItemRow.status, ReviewItemRow.fired, ReviewItemRow.escalation)
+        .where(ReviewItemRow.id == review_item_id)
     ).first()
     if row is None or row.status != "approved":
-        return frozenset()
-    return frozenset(row.rule_ids or ())
+        return NOT_APPROVED
+    return Approval.of_item(row.fired, row.escalation)
 
 
-def still_servable(recheck: Recheck, approved_rules: frozenset[str]) -> bool:
-    """Deliver, or review only for rules a clinician already approved this very nudge over."""
+def still_servable(recheck: Recheck, approval: Approval) -> bool:
+    """Deliver, or review only for rules, at an escalation, a clinician already approved this very nudge over."""
     if recheck.decision is Verdict.DELIVER:
         return True
-    return recheck.decision is Verdict.REVIEW and bool(approved_rules) and recheck.review_rule_ids <= approved_rules
+    return recheck.decision is Verdict.REVIEW and approval.covers(recheck.review_rule_ids, recheck.escalation)
 
 
 def superseded_event(*, actor_id: str | None, patient_id: str, nudge_id: str, ready_id: str,
@@ -1013,7 +1017,9 @@ class DeliveryService:
                                 ready_id=r.id, verdict=None, reason="patient_flagged")
                 continue
             verdict: Recheck | None = None
-            rechecked = r.context_version != version
+            # a context that moved since the build, or a rule set deployed since (approved rows included)
+            rechecked = r.context_version != version or (
+                self._guardrails is not None and r.ruleset_digest != self._guardrails.ruleset_digest)
             if rechecked:
                 verdict = self._recheck(session, patient_id, nudge, now, work)
                 if verdict is None:  # no rule set to re-check with: fail closed, leave it for later

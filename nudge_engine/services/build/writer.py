@@ -30,6 +30,7 @@ from nudge_engine.adapters.orm import (
     new_id,
 )
 from nudge_engine.audit.trail import AuditEvent, AuditTrail
+from nudge_engine.services.approvals import reviewed_rules
 from nudge_engine.services.build.outcomes import FlaggedNudge, PatientOutcome
 
 
@@ -245,7 +246,10 @@ def _review_items(
         if key in pending:
             continue
         urgent = f.escalation is not None
-        scope = next((s for s in scopes.get(key, []) if set(f.rule_ids) <= set(s.rule_ids)), None)
+        # A scoped approval covers the rules it was given over, at no escalation: an urgent item always waits.
+        reviewed = reviewed_rules(f.fired)
+        scope = None if urgent or not reviewed else next(
+            (s for s in scopes.get(key, []) if reviewed <= set(s.rule_ids)), None)
         # One open item per patient; an escalation still gets through once, ahead of routine items.
         full = open_per_patient[o.patient_id] >= policy.max_pending_reviews
         if scope is None and full and not (urgent and o.patient_id not in urgent_open):

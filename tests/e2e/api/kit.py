@@ -145,15 +145,16 @@ def seed_catalog(container: Container, *nudges: CatalogNudge) -> None:
 def seed_ready(
     container: Container, patient_id: str, nudge: CatalogNudge, *, score: float = 1.0, context_version: int = 1,
     expires_at: datetime | None = None, not_before: datetime | None = None, caution: list[str] | None = None,
-    review_item_id: str | None = None,
+    review_item_id: str | None = None, ruleset_digest: str = FakeGuardrails.ruleset_digest,
 ) -> str:
+    """A ready row as a build under ``ruleset_digest`` (by default the fake rule set the app loads) queues it."""
     seed_catalog(container, nudge)
     ready_id = new_id()
     with container.uow() as uow:
         uow.session.execute(
             insert(ReadyNudgeRow),
             [{"id": ready_id, "patient_id": patient_id, "nudge_id": nudge.id, "status": "ready", "score": score,
-              "caution": caution or [], "context_version": context_version, "ruleset_digest": "sha256:build",
+              "caution": caution or [], "context_version": context_version, "ruleset_digest": ruleset_digest,
               "created_at": container.clock() - timedelta(hours=1), "not_before": not_before,
               "expires_at": expires_at or container.clock() + timedelta(days=1), "served_at": None,
               "review_item_id": review_item_id}],

@@ -12,7 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, event, insert, select, update
 
 from nudge_engine.adapters.context_store import replace_contexts
-from nudge_engine.adapters.orm import NudgeRow, PatientPreferenceRow, PatientRow, ReadyNudgeRow, new_id
+from nudge_engine.adapters.orm import (
+    NudgeRow,
+    PatientPreferenceRow,
+    PatientRow,
+    ReadyNudgeRow,
+    ReviewItemRow,
+    new_id,
+)
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit import trail as trail_module
@@ -21,6 +28,7 @@ from nudge_engine.bootstrap import Container
 from nudge_engine.domain.context import Coding, Condition, PatientContext
 from tests.e2e.api.kit import (
     HYPERTENSION,
+    NOON,
     PREGNANCY,
     SLEEP,
     SNOMED,
@@ -172,6 +180,41 @@ def test_a_stale_nudge_is_rechecked_at_serve_time_when_the_context_moved_underne
 
     assert _next(client, service_headers, "app-bo")[0] == 204
     assert ready_status(container, walk) == "superseded"
+
+
+def test_a_nudge_queued_under_an_earlier_rule_set_is_rechecked_by_the_loaded_one(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-bo", condition(UNSTABLE_ANGINA))  # context version 1, unchanged since the nudge was queued
+    walk = seed_ready(container, surrogate_of(container, "app-bo"), WALK, context_version=1,
+                      ruleset_digest="sha256:rules-before-the-fix")
+
+    assert _next(client, service_headers, "app-bo")[0] == 204
+    assert ready_status(container, walk) == "superseded"
+
+
+@pytest.mark.parametrize(("approved_as", "served"), [("review", True), ("caution", False)])
+def test_an_approved_nudge_is_served_only_for_the_rules_the_clinician_reviewed(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None],
+    approved_as: str, served: bool,
+) -> None:
+    """An approval covers the rules that asked for review, not one that only added a caution back then."""
+    enrol("app-cy", condition(PREGNANCY))  # the fake rules now ask review for exercise (EX-REVIEW)
+    pid = surrogate_of(container, "app-cy")
+    item = new_id()
+    with container.uow() as uow:
+        uow.session.execute(insert(ReviewItemRow), [{
+            "id": item, "patient_id": pid, "nudge_id": WALK.id, "status": "approved", "priority": 2,
+            "rule_ids": ["EX-REVIEW"], "fired": [{"rule": "EX-REVIEW", "action": approved_as, "evidence": []}],
+            "ruleset_digest": FakeGuardrails.ruleset_digest, "context_version": 0, "created_at": NOON,
+            "due_at": NOON + timedelta(days=1), "expires_at": NOON + timedelta(days=3), "version": 1,
+        }])
+        uow.commit()
+    walk = seed_ready(container, pid, WALK, context_version=0, review_item_id=item)
+
+    status, _ = _next(client, service_headers, "app-cy")
+
+    assert (status, ready_status(container, walk)) == ((200, "served") if served else (204, "superseded"))
 
 
 def test_a_nudge_that_now_needs_review_is_not_served(
