@@ -22,7 +22,7 @@ class Delivery:
 
     at: datetime
     nudge_id: str
-    category: Category
+    category: Category | None  # None: a nudge no longer in the catalog (it still counts for the overall caps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,8 @@ def serve_time_check(
     if prefs.opted_out_all or entry.category in prefs.opted_out_categories or nudge_id in prefs.suppressed_nudges:
         return DropReason.OPTED_OUT
     cooldown = timedelta(seconds=int(catalog.cooldown_s[i]))
-    if any(d.nudge_id == nudge_id and now - cooldown < d.at <= now for d in deliveries):
+    # No upper bound here nor in the caps: a concurrent serve stamped a moment after this one's clock still counts.
+    if any(d.nudge_id == nudge_id and now - cooldown < d.at for d in deliveries):
         return DropReason.COOLDOWN
     if _capped(entry.category, catalog, prefs, deliveries, now):
         return DropReason.CAPPED
@@ -82,10 +83,9 @@ def _capped(
     today = now.astimezone(tz).date()
     day_start = local_midnight(today, tz)
     week_start = local_midnight(today - timedelta(days=today.weekday()), tz)
-    now_s = now.timestamp()
     past = [(d.at.timestamp(), d) for d in deliveries]
-    day = [d for at, d in past if day_start <= at <= now_s]
-    week = [d for at, d in past if week_start <= at <= now_s]
+    day = [d for at, d in past if day_start <= at]
+    week = [d for at, d in past if week_start <= at]
     max_day = limits.max_per_day if prefs.max_per_day is None else min(prefs.max_per_day, limits.max_per_day)
     max_week = limits.max_per_week if prefs.max_per_week is None else min(prefs.max_per_week, limits.max_per_week)
     return (

@@ -16,6 +16,7 @@ from nudge_engine.personalization.batch import PatientBatch
 from nudge_engine.personalization.candidates import DropReason
 from nudge_engine.personalization.catalog import CATEGORY_CODE
 from nudge_engine.personalization.serve import Delivery, ServePrefs, serve_time_check
+from nudge_engine.services.delivery import BurdenServePolicy, Preferences
 from tests.unit.personalization.burden_support import CATALOG, one_patient, plan_candidates, reason
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -163,6 +164,33 @@ def test_serve_time_check_counts_deliveries_since_the_build() -> None:
     assert serve_time_check("retired", catalog=CATALOG, prefs=prefs, deliveries=done, now=now) is (
         DropReason.NOT_ELIGIBLE
     )
+
+
+def test_a_serve_stamped_just_after_this_ones_clock_still_counts_for_caps_and_cooldowns() -> None:
+    """A concurrent serve may commit with a later stamp than the moment this serve read the clock."""
+    now = _at(2025, 6, 4, 12)
+    just_after = [Delivery(now + timedelta(milliseconds=1), "stress-4-7-8", Category.STRESS)]
+    prefs = ServePrefs(tz="Europe/Berlin")
+    check = {"catalog": CATALOG, "prefs": prefs, "deliveries": just_after, "now": now}
+
+    assert serve_time_check("stress-4-7-8", **check) is DropReason.COOLDOWN  # type: ignore[arg-type]
+    assert serve_time_check("stress-nature-break", **check) is DropReason.CAPPED  # type: ignore[arg-type]
+
+
+def test_serves_of_nudges_no_longer_in_the_catalog_count_for_the_overall_caps() -> None:
+    now = _at(2025, 6, 4, 12)
+    prefs = Preferences(quiet_start="22:00", quiet_end="07:00", snoozed_until=None, opted_out_all=False,
+                        opted_out_categories=(), max_per_day=2, max_per_week=None)
+    served = [(f"withdrawn-{h}", now - timedelta(hours=h)) for h in (1, 2)]
+    stairs = CATALOG.nudge(CATALOG.index["ex-stairs"])
+
+    def hold(past: list[tuple[str, datetime]]) -> str | None:
+        gate = BurdenServePolicy(CATALOG).open(preferences=prefs, timezone="Europe/Berlin", now=now, served=past)
+        found = gate.hold(stairs)
+        return None if found is None else found.reason
+
+    assert hold(served) == DropReason.CAPPED.value
+    assert hold(served[:1]) is None
 
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"]
