@@ -249,6 +249,7 @@ def seed(
     servable = [e.id for i, e in enumerate(catalog.entries)
                 if e.category.value not in {"exercise", "medication", "fasting"} and not e.programme
                 and not e.target_segments and catalog.valid_from_s[i] <= now.timestamp() < catalog.valid_until_s[i]]
+    digest = container.ruleset.digest  # queued under the rule set the server loads, as a build would
     app_ids = [f"bench-{i:06d}" for i in range(patients)]
     surrogates = [new_id() for _ in app_ids]
     with container.uow() as uow:
@@ -270,7 +271,7 @@ def seed(
         rows = [
             {"id": new_id(), "patient_id": pid, "nudge_id": servable[(i + k) % len(servable)], "status": "ready",
              "score": 1.0 - k / ready, "caution": [], "context_version": 1,
-             "ruleset_digest": "sha256:bench", "created_at": now, "expires_at": now + timedelta(days=2)}
+             "ruleset_digest": digest, "created_at": now, "expires_at": now + timedelta(days=2)}
             for i, pid in enumerate(surrogates) for k in range(ready)
         ]
         for start in range(0, len(rows), 5000):
