@@ -158,6 +158,8 @@ class DecisionOutcome:
     item: ItemSummary
     delivery_id: str | None = None
     scope_id: str | None = None
+    ruleset_digest: str | None = None  # an approval: the rule set its re-check ran under (the item's otherwise)
+    context_version: int | None = None  # an approval: the patient's context version it was re-checked on
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,8 @@ class ReviewService:
                 ))
                 session.flush()
         session.refresh(row)
+        if command.verdict is Verdict.APPROVE:
+            return DecisionOutcome(queries.summary(row, self.nudges), delivery_id, scope_id, digest, version)
         return DecisionOutcome(queries.summary(row, self.nudges), delivery_id, scope_id)
 
     def _recheck(
@@ -348,9 +350,12 @@ class ReviewService:
             details.update(scope=outcome.scope_id, scope_days=command.scope_days)
         if bulk_rule:
             details["bulk_rule"] = bulk_rule
+        if outcome.context_version is not None:
+            details["context_version"] = outcome.context_version
         approved = command.verdict is Verdict.APPROVE
         return AuditEvent(
             EventType.APPROVED if approved else EventType.REJECTED, actor.role, actor_id=actor.actor_id,
             patient_ref=row.patient_id, nudge_id=row.nudge_id, decision="deliver" if approved else "withhold",
-            rule_ids=tuple(row.rule_ids or ()), ruleset_digest=row.ruleset_digest, details=details,
+            rule_ids=tuple(row.rule_ids or ()), ruleset_digest=outcome.ruleset_digest or row.ruleset_digest,
+            details=details,
         )

@@ -55,6 +55,8 @@ def test_approving_puts_the_nudge_in_the_ready_queue_and_audits_the_reason_code(
         "clinician", world.clinician_id, item.patient_id, item.nudge_id, "deliver")
     assert record.details["reason_code"] == "clinically-appropriate"
     assert list(record.rule_ids) == list(item.rule_ids)
+    # traced to the rule set and the record the approval was re-checked under, as the queued row is
+    assert (record.ruleset_digest, record.details["context_version"]) == (ready.ruleset_digest, ready.context_version)
 
 
 def test_rejecting_never_queues_the_nudge(world: World, service: ReviewService) -> None:
