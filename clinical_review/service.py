@@ -71,6 +71,8 @@ SKIP_MESSAGES = {
     "now_blocked": "the guardrails now block this nudge on the patient's current record; reject it",
     "new_rules_fired": "rules this review did not cover now flag the nudge; reject it and let the next build ask again",
     "escalated": "the patient's record now escalates this nudge past what was reviewed; reject it",
+    "decide_alone": "other rules ask for review of this nudge too, the rule only cautioned, or it is urgent: "
+                    "decide it on its own",
 }
 
 
@@ -222,6 +224,11 @@ class ReviewService:
                 .order_by(ReviewItemRow.created_at, ReviewItemRow.id).limit(limit)
             ).all()
             for row in rows:
+                if command.verdict is Verdict.APPROVE and (
+                    reviewed_rules(row.fired) != {rule_id} or row.escalation is not None
+                ):  # approving by rule decides that rule only: nothing else waits on a clinician
+                    skipped.append(Skipped(row.id, "decide_alone"))
+                    continue
                 result = self._apply(uow.session, row, command, actor=actor, now=now)
                 if isinstance(result, Skipped):
                     skipped.append(result)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from clinical_review.model import Decide, QueueQuery, ReviewStatus, Verdict
 from clinical_review.service import ReviewService
-from nudge_engine.adapters.orm import ApprovalScopeRow
+from nudge_engine.adapters.orm import ApprovalScopeRow, ReviewItemRow, new_id
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
 from tests.integration.review.kit import World, audit_records, items, make_world, ready_rows, review_service
 
@@ -233,3 +233,38 @@ def test_the_queue_filters_by_status_rule_priority_and_age_and_pages(world: Worl
     assert service.list_items(QueueQuery(older_than_hours=1)).total == len(pending)
     service.decide(pending[0].id, REJECT, actor=world.actor)
     assert [i.id for i in service.list_items(QueueQuery(status=ReviewStatus.REJECTED)).items] == [pending[0].id]
+
+
+def test_approving_by_rule_decides_only_items_that_rule_alone_sent_to_review(
+    world: World, service: ReviewService
+) -> None:
+    """An item another rule also sent to review, one the rule only cautioned, or an urgent one waits for
+    its own decision: approving by rule must not decide what no clinician looked at."""
+    patient = items(world.container, status="pending")[0].patient_id
+    now = world.clock()
+
+    def item(fired: list[tuple[str, str]], escalation: str | None = None) -> str:
+        item_id = new_id()
+        with world.container.uow() as uow:
+            uow.session.add(ReviewItemRow(
+                id=item_id, patient_id=patient, nudge_id="mh-gratitude-note", status="pending", priority=2,
+                rule_ids=sorted({r for r, _ in fired}),
+                fired=[{"rule": r, "action": a, "evidence": []} for r, a in fired],
+                escalation=escalation, ruleset_digest="sha256:x", context_version=0, created_at=now,
+                due_at=now + timedelta(days=1), expires_at=now + timedelta(days=3), version=0,
+            ))
+            uow.commit()
+        return item_id
+
+    alone = item([("ZZ-01", "review")])
+    others = {
+        item([("ZZ-01", "review"), ("ZZ-02", "review")]),
+        item([("ZZ-02", "review"), ("ZZ-01", "caution")]),
+        item([("ZZ-01", "review")], escalation="urgent_clinical"),
+    }
+
+    result = service.decide_by_rule("ZZ-01", APPROVE, actor=world.actor)
+
+    assert result.decided == (alone,)
+    assert {s.item_id for s in result.skipped if s.reason == "decide_alone"} == others
+    assert others <= {i.id for i in items(world.container, status="pending")}
