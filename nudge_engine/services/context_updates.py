@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from nudge_engine.adapters.context_store import context_digest
+from nudge_engine.adapters.context_store import context_digest, load_contexts
 from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext, PatientRecord
@@ -137,12 +137,15 @@ class ContextUpdater:
             rechecks: list[Recheck | None] = []
             kept = superseded = 0
             if changed and not enrolled:
+                # Judged on the context as stored and as every later serve reads it, not as parsed: the store
+                # keeps some facts coarser (a birth date as a year and month, say).
+                session.flush()
+                stored = load_contexts(session, [patient_id]).get(patient_id, PatientContext())
                 kept, superseded = self._recheck_ready(
-                    session, patient_id=patient_id, context=record.context, version=version, now=now,
+                    session, patient_id=patient_id, context=stored, version=version, now=now,
                     actor_id=actor_id, events=events, rechecks=rechecks,
                 )
-                events.extend(self._review.reevaluate_pending(session, patient_id=patient_id, context=record.context,
-                                                              now=now))
+                events.extend(self._review.reevaluate_pending(session, patient_id=patient_id, context=stored, now=now))
             if not changed:
                 events.append(
                     AuditEvent(EventType.CONTEXT_REPLACED, "service", actor_id=actor_id, patient_ref=patient_id,

@@ -12,11 +12,22 @@ from fastapi.testclient import TestClient
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.tokens import Role
-from tests.e2e.api.kit import CatalogNudge, Clock, audit_records, bundle, ready_status, seed_ready, surrogate_of
+from tests.e2e.api.kit import (
+    CatalogNudge,
+    Clock,
+    audit_records,
+    bundle,
+    condition,
+    patient_resource,
+    ready_status,
+    seed_ready,
+    surrogate_of,
+)
 
 BRISK_WALK = CatalogNudge("ex-brisk-walk-30min", "exercise", "moderate")
 WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
 MOUNTAIN_HIKE = CatalogNudge("ex-mountain-hike", "exercise", "vigorous")
+COQ_AU_VIN = CatalogNudge("diet-coq-au-vin", "diet")
 
 
 def blood_pressure(systolic: int, diastolic: int) -> dict[str, Any]:
@@ -98,3 +109,25 @@ def test_a_seasonal_catalog_nudge_is_served_inside_its_window_by_the_services_cl
     out_of_season = seed_ready(container, pid, MOUNTAIN_HIKE)
     assert real_client.get("/v1/patients/app-eve/next-nudge", headers=headers).status_code == 204
     assert ready_status(container, out_of_season) == "superseded"
+
+
+def test_a_context_update_rechecks_ready_nudges_on_the_context_as_stored(
+    real_client: TestClient, container: Container, tokens: dict[Role, str]
+) -> None:
+    """Born 2005-03-01: 21 on the exact date at noon on 2026-03-10, but the store keeps a year and a month, and
+    every serve judges by the youngest age they allow (20). The update's re-check must judge as serves do."""
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    born = {**patient_resource("app-eve", birth="2005-03-01")}
+    first = bundle("app-eve", with_patient=False)
+    first["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
+    assert real_client.put("/v1/patients/app-eve/context", json=first, headers=headers).status_code == 201
+    pid = surrogate_of(container, "app-eve")
+    coq = seed_ready(container, pid, COQ_AU_VIN, context_version=0, ruleset_digest=container.ruleset.digest)
+    second = bundle("app-eve", condition("38341003"), with_patient=False)  # hypertension: a changed context
+    second["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
+
+    put = real_client.put("/v1/patients/app-eve/context", json=second, headers=headers)
+
+    assert put.status_code == 200, put.text
+    assert put.json()["ready_nudges"] == {"kept": 0, "superseded": 1}
+    assert ready_status(container, coq) == "superseded"
