@@ -70,9 +70,9 @@ class _Packer:
             return -1
         return self.terms.setdefault(value.replace(SEPARATOR, "\ufffd"), len(self.terms))
 
-    def resource(self, table: int, resource_id: str | None) -> int:
+    def resource(self, table: int, resource_type: str | None, resource_id: str | None) -> int:
         grouped = resource_id is not None and table in (CONDITION, PROCEDURE, MEDICATION)  # as load_contexts
-        key = (table, resource_id) if grouped else len(self.records)
+        key = (table, resource_type, resource_id) if grouped else len(self.records)
         return self.resources.setdefault(key, len(self.resources))
 
     def add(self, table: int, row: Mapping[str, Any], code: str | None, s1: str | None, s2: str | None, *,
@@ -85,9 +85,9 @@ class _Packer:
                 flags |= 1 << k
                 if row[f"{name}_date_only"]:
                     flags |= 1 << (k + 3)
-        self.records.append((table, flags, self.term(code), self.resource(table, row.get("resource_id")),
-                             self.term(s1), self.term(s2), self.term(vcode), *stamps,
-                             np.nan if value is None else value))
+        resource = self.resource(table, row.get("resource_type"), row.get("resource_id"))
+        self.records.append((table, flags, self.term(code), resource, self.term(s1), self.term(s2),
+                             self.term(vcode), *stamps, np.nan if value is None else value))
 
     def packed(self) -> tuple[int, bytes, bytes]:
         terms = SEPARATOR.join(self.terms).encode()

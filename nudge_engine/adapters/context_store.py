@@ -185,11 +185,15 @@ def load_contexts(session: Session | Connection, patient_ids: Sequence[str]) -> 
     }
 
 
-def _group(items: Iterable[tuple[str | None, Any]]) -> tuple[Any, ...]:
-    """Merge rows of the same resource (one per coding) back into one object with all codings."""
+def _group(items: Iterable[tuple[tuple[str | None, ...], Any]]) -> tuple[Any, ...]:
+    """Merge rows of the same resource (one per coding) back into one object with all codings.
+
+    The key is (origin, resource type, resource id): MedicationStatement/1 and MedicationRequest/1 are two
+    resources, and so are the rows of two origins (each origin has its own pack, ``clinical_packs``).
+    """
     merged: dict[Any, Any] = {}
     for key, obj in items:
-        k = key if key is not None else id(obj)
+        k = key if key[-1] is not None else id(obj)
         if k in merged:
             merged[k] = _with_codings(merged[k], merged[k].codings + obj.codings)
         else:
@@ -211,12 +215,12 @@ def _collect(session: Session | Connection, chunk: Sequence[str], out: dict[str,
     """Column selects (no ORM instances): the build loads millions of these rows."""
     c = ConditionRow
     for rc in session.execute(
-        select(c.patient_id, c.resource_id, c.system, c.code, c.display, c.clinical_status, c.verification_status,
-               c.onset_at, c.onset_date_only, c.abatement_at, c.abatement_date_only, c.recorded_at,
-               c.recorded_date_only).where(c.patient_id.in_(chunk))
+        select(c.patient_id, c.origin, c.resource_id, c.system, c.code, c.display, c.clinical_status,
+               c.verification_status, c.onset_at, c.onset_date_only, c.abatement_at, c.abatement_date_only,
+               c.recorded_at, c.recorded_date_only).where(c.patient_id.in_(chunk))
     ):
         out[rc.patient_id]["conditions"].append(
-            (rc.resource_id, Condition(
+            ((rc.origin, rc.resource_id), Condition(
                 codings=(Coding(rc.system, rc.code, rc.display),), clinical_status=rc.clinical_status,
                 verification_status=rc.verification_status, onset=_mo(rc.onset_at, rc.onset_date_only),
                 abatement=_mo(rc.abatement_at, rc.abatement_date_only),
@@ -225,22 +229,22 @@ def _collect(session: Session | Connection, chunk: Sequence[str], out: dict[str,
         )
     p = ProcedureRow
     for rp in session.execute(
-        select(p.patient_id, p.resource_id, p.system, p.code, p.display, p.status, p.performed_at,
+        select(p.patient_id, p.origin, p.resource_id, p.system, p.code, p.display, p.status, p.performed_at,
                p.performed_date_only).where(p.patient_id.in_(chunk))
     ):
         out[rp.patient_id]["procedures"].append(
-            (rp.resource_id, Procedure(
+            ((rp.origin, rp.resource_id), Procedure(
                 codings=(Coding(rp.system, rp.code, rp.display),), status=rp.status,
                 performed=_mo(rp.performed_at, rp.performed_date_only), source_id=rp.resource_id,
             ))
         )
     m = MedicationRow
     for rm in session.execute(
-        select(m.patient_id, m.resource_id, m.resource_type, m.system, m.code, m.display, m.status, m.start_at,
-               m.start_date_only, m.end_at, m.end_date_only).where(m.patient_id.in_(chunk))
+        select(m.patient_id, m.origin, m.resource_id, m.resource_type, m.system, m.code, m.display, m.status,
+               m.start_at, m.start_date_only, m.end_at, m.end_date_only).where(m.patient_id.in_(chunk))
     ):
         out[rm.patient_id]["medications"].append(
-            (rm.resource_id, Medication(
+            ((rm.origin, rm.resource_type, rm.resource_id), Medication(
                 codings=(Coding(rm.system, rm.code, rm.display),), status=rm.status,
                 start=_mo(rm.start_at, rm.start_date_only), end=_mo(rm.end_at, rm.end_date_only),
                 resource_type=rm.resource_type, source_id=rm.resource_id,

@@ -160,3 +160,5 @@ class PatientRecord:
     deceased: bool = False
     timezone: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # False when the source held no Patient resource: the stored demographics and identifiers are kept
+    has_demographics: bool = True

@@ -2,7 +2,8 @@
 
 Resources are grouped by the patient their ``subject`` references (``Patient/ID`` or the Patient
 entry's ``fullUrl``). Types the engine does not use (Encounter, Claim ...) are counted and skipped.
-Any malformed resource raises :class:`InvalidResource` and nothing of the bundle is returned.
+Any malformed resource raises :class:`InvalidResource` and nothing of the bundle is returned; so does
+a (resourceType, id) given twice.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ParsedBundle:
 class _Builder:
     identifiers: PatientIdentifiers
     demographics: dict[str, Any]
+    has_patient: bool = True
     conditions: list[Condition] = field(default_factory=list)
     procedures: list[Procedure] = field(default_factory=list)
     medications: list[Medication] = field(default_factory=list)
@@ -72,6 +74,7 @@ class _Builder:
             context=ctx,
             deceased=bool(self.demographics.get("deceased")),
             timezone=timezone_for_state(self.demographics.get("state")),
+            has_demographics=self.has_patient,
         )
 
 
@@ -110,10 +113,18 @@ def parse_resources(
     builders: dict[str, _Builder] = {}
     aliases: dict[str, str] = {}
     medications: dict[str, Mapping[str, Any]] = {}
+    seen: set[tuple[str, str]] = set()
     for full_url, res in items:
         rtype = res.get("resourceType")
         if not isinstance(rtype, str):
             raise InvalidResource(resource="?", field="resourceType", problem="is required", source=source)
+        rid = res.get("id")
+        if rid is not None:
+            type_and_id = (rtype, str(rid))
+            if type_and_id in seen:  # two versions of one resource: no way to tell which one is meant
+                raise InvalidResource(resource=f"{rtype}/{rid}", field="id", problem="appears more than once",
+                                      source=source)
+            seen.add(type_and_id)
         if rtype == "Patient":
             ids, demo = read_patient(res, source=source)
             builders[ids.source_id] = _Builder(ids, demo)
@@ -125,20 +136,20 @@ def parse_resources(
                 if key:
                     medications[key] = res
     if not builders and patient_hint is not None:
-        builders[patient_hint] = _Builder(PatientIdentifiers(source_id=patient_hint), {})
+        builders[patient_hint] = _Builder(PatientIdentifiers(source_id=patient_hint), {}, has_patient=False)
     for _, res in items:
         rtype = str(res["resourceType"])
         if rtype not in CLINICAL_TYPES:
             if rtype not in {"Patient", "Medication"}:
                 skipped[rtype] += 1
             continue
-        builder = builders[_owner(res, aliases, builders, source)]
+        builder = builders[_owner(res, aliases, builders, source, patient_hint)]
         if rtype == "Condition":
             builder.conditions.append(read_condition(res, source=source))
         elif rtype == "Procedure":
             builder.procedures.append(read_procedure(res, source=source))
         elif rtype in {"MedicationStatement", "MedicationRequest"}:
-            contained = {f"#{c.get('id')}": c for c in res.get("contained", []) if isinstance(c, Mapping)}
+            contained = {f"#{c.get('id')}": c for c in _contained(res, source) if isinstance(c, Mapping)}
             builder.medications.append(
                 read_medication(res, source=source, medications={**medications, **contained})
             )
@@ -151,24 +162,42 @@ def parse_resources(
     return ParsedBundle([b.build() for b in builders.values()], skipped)
 
 
+def _contained(res: Mapping[str, Any], source: str | None) -> list[Any]:
+    contained = res.get("contained", [])
+    if not isinstance(contained, list):
+        raise InvalidResource(resource=f"{res.get('resourceType')}/{res.get('id', '?')}", field="contained",
+                              problem="must be a list", source=source)
+    return contained
+
+
 def _owner(
-    res: Mapping[str, Any], aliases: Mapping[str, str], builders: Mapping[str, _Builder], source: str | None
+    res: Mapping[str, Any], aliases: Mapping[str, str], builders: Mapping[str, _Builder], source: str | None,
+    patient_hint: str | None,
 ) -> str:
+    """The patient a clinical resource belongs to: the Patient its reference names.
+
+    Without a Patient in the bundle the reference must name the patient the caller named (``patient_hint``,
+    the id in the request path), as ``Patient/<id>`` or an absolute URL ending so; or be absent.
+    """
     label = f"{res.get('resourceType')}/{res.get('id', '?')}"
+    field = "subject.reference" if "subject" in res or "patient" not in res else "patient.reference"
     subject = res.get("subject") or res.get("patient")
     ref = subject.get("reference") if isinstance(subject, Mapping) else None
-    if isinstance(ref, str) and ref in aliases:
+    if ref is not None and not isinstance(ref, str):
+        raise InvalidResource(resource=label, field=field, problem="must be a string", source=source)
+    if ref is not None and ref in aliases:
         return aliases[ref]
-    if len(builders) == 1 and (ref is None or ref.startswith(("urn:uuid:", "Patient/"))) and not aliases:
+    if ref is None and len(builders) == 1:
         return next(iter(builders))
     if ref is None:
-        if len(builders) == 1:
-            return next(iter(builders))
-        raise InvalidResource(resource=label, field="subject.reference", problem="is required", source=source)
-    raise InvalidResource(
-        resource=label, field="subject.reference", problem="does not resolve to a Patient in the bundle",
-        source=source,
-    )
+        raise InvalidResource(resource=label, field=field, problem="is required", source=source)
+    if not aliases and patient_hint is not None and patient_hint in builders:
+        if ref == f"Patient/{patient_hint}" or ref.endswith(f"/Patient/{patient_hint}"):
+            return patient_hint
+        raise InvalidResource(resource=label, field=field, problem="does not name the patient of the request",
+                              source=source)
+    raise InvalidResource(resource=label, field=field, problem="does not resolve to a Patient in the bundle",
+                          source=source)
 
 
 def read_bundle_file(path: Path, *, tolerate_non_bundle: bool = False) -> ParsedBundle | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from nudge_engine.domain.context import (
     Quantity,
 )
 from nudge_engine.domain.errors import InvalidResource
-from nudge_engine.fhir.timeparse import BadTime, parse_date, parse_moment
+from nudge_engine.fhir.timeparse import BadTime, parse_date, parse_latest_date, parse_moment
 
 CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse", "inactive", "remission", "resolved"})
 VERIFICATION_STATUSES = frozenset(
@@ -131,8 +132,14 @@ def quantity_of(raw: Any, fail: Any) -> Quantity:
     value = raw.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise fail("must be a number", ".value")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise fail("is out of range", ".value") from None
+    if not math.isfinite(number):
+        raise fail("must be a finite number", ".value")
     unit = raw.get("code") or raw.get("unit")
-    return Quantity(float(value), str(unit) if unit is not None else None)
+    return Quantity(number, str(unit) if unit is not None else None)
 
 
 def read_condition(res: Resource, *, source: str | None) -> Condition:
@@ -286,13 +293,15 @@ def read_patient(res: Resource, *, source: str | None) -> tuple[PatientIdentifie
     pid = res.get("id")
     if not isinstance(pid, str) or not pid.strip():
         raise r.fail("id", "is required to link the patient's resources")
-    birth = None
+    birth = youngest = None
     if res.get("birthDate") is not None:
         try:
-            birth = parse_date(res["birthDate"])
+            birth, youngest = parse_date(res["birthDate"]), parse_latest_date(res["birthDate"])
         except BadTime as exc:
             raise r.fail("birthDate", str(exc)) from None
     gender = res.get("gender")
+    if gender is not None and not isinstance(gender, str):
+        raise r.fail("gender", "must be a code string")
     if gender is not None and gender not in {"male", "female", "other", "unknown"}:
         raise r.fail("gender", f"unknown gender code {gender!r}")
     names = tuple(_name_text(n) for n in _list(res.get("name")) if isinstance(n, Mapping))
@@ -321,7 +330,8 @@ def read_patient(res: Resource, *, source: str | None) -> tuple[PatientIdentifie
         addresses=tuple(a for a in addresses if a),
         record_numbers=numbers,
     )
-    demographics = {"birth_date": birth, "sex": gender, "deceased": deceased, "state": state}
+    # the clinical context takes the latest day the birthDate can mean: a year-only "2005" is 2005-12-31
+    demographics = {"birth_date": youngest, "sex": gender, "deceased": deceased, "state": state}
     return ids, demographics
 
 

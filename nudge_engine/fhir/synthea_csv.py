@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from datetime import UTC
 from pathlib import Path
 
 from nudge_engine.domain.codes import CodeSystem
@@ -58,7 +59,7 @@ def _moment(path: Path, line: int, row: Mapping[str, str], column: str, *, requi
             raise CsvRowError(path, line, column, "is required")
         return None
     try:
-        return parse_moment(raw)
+        return parse_moment(raw, naive_zone=UTC)  # Synthea's CSV times are UTC (written with a Z)
     except BadTime as exc:
         raise CsvRowError(path, line, column, str(exc)) from None
 

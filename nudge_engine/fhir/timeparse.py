@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from nudge_engine.domain.context import Moment
 
@@ -14,8 +15,12 @@ class BadTime(ValueError):
     """The string is not a FHIR date or dateTime."""
 
 
-def parse_moment(value: object) -> Moment:
-    """Parse a FHIR date or dateTime. Partial dates (YYYY, YYYY-MM) take the first day, date-only."""
+def parse_moment(value: object, *, naive_zone: tzinfo | None = None) -> Moment:
+    """Parse a FHIR date or dateTime. Partial dates (YYYY, YYYY-MM) take the first day, date-only.
+
+    FHIR requires a UTC offset whenever a time is given, so a time without one is refused, unless the
+    caller knows the zone the source writes its times in (``naive_zone``: Synthea's CSV writes UTC).
+    """
     if not isinstance(value, str) or not value:
         raise BadTime(f"expected a FHIR date or dateTime string, got {type(value).__name__}")
     text = value.strip()
@@ -36,11 +41,28 @@ def parse_moment(value: object) -> Moment:
     except ValueError as exc:
         raise BadTime(f"not a valid dateTime: {text!r}") from exc
     if parsed.tzinfo is None:
-        # FHIR requires a zone when a time is given; treat a missing one as UTC rather than reject.
-        parsed = parsed.replace(tzinfo=UTC)
-    return Moment(parsed.astimezone(UTC), date_only=False)
+        if naive_zone is None:
+            raise BadTime(f"a time needs a UTC offset (Z or +hh:mm): {text!r}")
+        parsed = parsed.replace(tzinfo=naive_zone)
+    try:
+        return Moment(parsed.astimezone(UTC), date_only=False)
+    except OverflowError:
+        raise BadTime(f"out of range when moved to UTC: {text!r}") from None
 
 
 def parse_date(value: object) -> date:
     """Parse a FHIR ``date`` (birthDate)."""
     return parse_moment(value).day
+
+
+def parse_latest_date(value: object) -> date:
+    """The last day a FHIR ``date`` can mean: YYYY is 31 December, YYYY-MM the month's last day.
+
+    A year-only birthDate so gives the youngest age the patient can have (minimum-age rules fail closed).
+    """
+    day = parse_date(value)
+    partial = _PARTIAL.match(str(value).strip())
+    if partial is None:
+        return day
+    month = int(partial.group(2) or 12)
+    return date(day.year, month, calendar.monthrange(day.year, month)[1])

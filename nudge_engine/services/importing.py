@@ -197,6 +197,7 @@ class Importer:
         events: list[AuditEvent] = []
         ids: list[str] = []
         seen: dict[str, str] = {}
+        identified: set[str] = set()  # known patients whose stored identifiers stay (no Patient in the source)
         for record in records:
             source_id = record.identifiers.source_id
             digest = context_digest(record.context, timezone=record.timezone, deceased=record.deceased)
@@ -224,16 +225,22 @@ class Importer:
             else:
                 digests = {} if replace_all_origins else existing.get(pid, {})
                 digests = {**digests, source: digest}
+                demographics: dict[str, object] = {
+                    "birth_year": born.year if born else None, "birth_month": born.month if born else None,
+                    "sex": record.context.sex, "deceased": record.deceased,
+                } if record.has_demographics else {}  # no Patient in the source: keep what is stored
+                if record.timezone is not None:  # a Patient without an address keeps the stored time zone
+                    demographics["timezone"] = record.timezone
                 session.execute(
                     update(PatientRow).where(PatientRow.id == pid).values(
-                        birth_year=born.year if born else None, birth_month=born.month if born else None,
-                        sex=record.context.sex, deceased=record.deceased,
-                        timezone=record.timezone or "UTC", context_version=PatientRow.context_version + 1,
+                        **demographics, context_version=PatientRow.context_version + 1,
                         context_updated_at=now, context_digests=digests,
                     )
                 )
                 existing[pid] = digests
                 changed.append((pid, record))
+                if not record.has_demographics:
+                    identified.add(pid)
                 summary.patients_updated += 1
             ids.append(pid)
         bulk_insert(session, PatientRow, new_rows)
@@ -241,7 +248,9 @@ class Importer:
             replace_contexts(
                 session, [(pid, r.context) for pid, r in changed], origin=source, all_origins=replace_all_origins
             )
-            self._vault.enrol_many(session, [(pid, r.identifiers) for pid, r in changed], now=now)
+            self._vault.enrol_many(
+                session, [(pid, r.identifiers) for pid, r in changed if pid not in identified], now=now
+            )
             events.extend(
                 AuditEvent(
                     "context_replaced", actor_role, actor_id=actor_id, patient_ref=pid,

@@ -21,7 +21,8 @@ from nudge_engine.adapters.database import make_engine
 from nudge_engine.adapters.migrations import downgrade, upgrade
 from nudge_engine.adapters.orm import ClinicalPackRow, PatientRow, new_id
 from nudge_engine.config import PACKAGE_ROOT
-from nudge_engine.domain.context import PatientContext
+from nudge_engine.domain.codes import CodeSystem
+from nudge_engine.domain.context import Coding, Medication, PatientContext
 from nudge_engine.guardrails.columns import NudgeColumns, PatientColumns
 from nudge_engine.guardrails.compiler import CompiledRuleSet, compile_ruleset
 from nudge_engine.guardrails.decision import Outcome
@@ -117,6 +118,22 @@ def test_a_patient_without_any_clinical_row_reads_as_an_empty_record(engine: Eng
         got = columns_from_rows(load_clinical_rows(session, ids), AS_OF, RULESET)
     expected = PatientColumns.from_contexts([PatientContext()], AS_OF, RULESET)
     _assert_same(expected, got, RULESET)
+
+
+def test_a_statement_and_a_request_sharing_an_id_are_read_back_as_two_medications(engine: Engine) -> None:
+    ibuprofen_stopped = Medication((Coding(CodeSystem.RXNORM, "5640"),), "completed",
+                                   resource_type="MedicationStatement", source_id="m1")
+    warfarin_active = Medication((Coding(CodeSystem.RXNORM, "11289"),), "active",
+                                 resource_type="MedicationRequest", source_id="m1")
+    ids = _store(engine, [PatientContext(medications=(ibuprofen_stopped, warfarin_active))])
+    with Session(engine) as session:
+        stored = load_contexts(session, ids)[ids[0]]
+        rebuilt = RowContexts(load_clinical_rows(session, ids))(0)
+    assert sorted((m.resource_type, m.status, m.codings[0].code) for m in stored.medications) == [
+        ("MedicationRequest", "active", "11289"), ("MedicationStatement", "completed", "5640")]
+    assert sorted((m.status, m.codings[0].code) for m in rebuilt.medications) == [
+        ("active", "11289"), ("completed", "5640")]
+    _assert_same(*_both_ways(engine, ids))
 
 
 FACTS = [("exercise-clearance", "vigorous"), ("exercise-clearance", " All "), ("exercise-clearance", "moderate"),

@@ -11,6 +11,7 @@ import pytest
 from nudge_engine.domain.codes import CodeSystem
 from nudge_engine.domain.errors import InvalidInput, InvalidResource
 from nudge_engine.fhir.bundle import parse_bundle, read_bundle_file
+from nudge_engine.fhir.synthea_csv import read_synthea_csv
 from tests.support.paths import SYNTHEA
 
 SYNTHEA_FHIR = SYNTHEA / "fhir"
@@ -133,3 +134,91 @@ def test_every_synthea_bundle_parses_with_one_patient_and_its_conditions() -> No
         assert len(parsed.patients) == 1
         assert parsed.patients[0].context.conditions
         assert parsed.skipped["Encounter"] > 0
+
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _condition(rid: str, code: str, status: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": rid, "subject": SUBJECT,
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+            "clinicalStatus": {"coding": [{"code": status}]}}
+
+
+def test_a_resource_given_twice_with_one_type_and_id_is_rejected_naming_resource_and_field() -> None:
+    asthma_resolved = _condition("c1", "195967001", "resolved")
+    heart_failure_active = _condition("c1", "84114007", "active")
+    with pytest.raises(InvalidResource) as err:
+        parse_bundle(_bundle(PATIENT, asthma_resolved, heart_failure_active), source="twice.json")
+    assert str(err.value) == "twice.json: Condition/c1: field 'id': appears more than once"
+
+
+def test_a_statement_and_a_request_may_share_an_id_and_stay_two_medications() -> None:
+    statement = {"resourceType": "MedicationStatement", "id": "m1", "status": "completed", "subject": SUBJECT,
+                 "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "5640"}]}}
+    request = {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "subject": SUBJECT,
+               "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "11289"}]}}
+    medications = parse_bundle(_bundle(PATIENT, statement, request)).patients[0].context.medications
+    assert [(m.resource_type, m.status) for m in medications] == [
+        ("MedicationStatement", "completed"), ("MedicationRequest", "active")]
+
+
+def _glucose_at(when: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": "g1", "status": "final", "subject": SUBJECT,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+            "effectiveDateTime": when, "valueQuantity": {"value": 55, "unit": "mg/dL"}}
+
+
+def test_a_time_without_a_utc_offset_is_rejected_naming_resource_and_field() -> None:
+    with pytest.raises(InvalidResource) as err:
+        parse_bundle(_bundle(PATIENT, _glucose_at("2026-03-10T11:30:00")), source="naive.json")
+    assert str(err.value).startswith("naive.json: Observation/g1: field 'effectiveDateTime': a time needs a UTC offset")
+
+
+def test_a_time_with_an_offset_is_kept_as_that_instant() -> None:
+    (obs,) = parse_bundle(_bundle(PATIENT, _glucose_at("2026-03-10T11:30:00-05:00"))).patients[0].context.observations
+    assert obs.effective is not None and obs.effective.at.isoformat() == "2026-03-10T16:30:00+00:00"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400])
+def test_a_quantity_that_is_not_a_finite_float_is_rejected_naming_the_field(value: float) -> None:
+    obs = _glucose_at("2026-03-10T11:30:00Z")
+    obs["valueQuantity"]["value"] = value
+    with pytest.raises(InvalidResource, match=r"Observation/g1: field 'valueQuantity\.value'"):
+        parse_bundle(_bundle(PATIENT, obs))
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00"])
+def test_a_date_time_that_leaves_the_calendar_in_utc_is_rejected_naming_the_field(when: str) -> None:
+    with pytest.raises(InvalidResource, match=r"Observation/g1: field 'effectiveDateTime': out of range"):
+        parse_bundle(_bundle(PATIENT, _glucose_at(when)))
+
+
+def test_synthea_csv_times_without_an_offset_are_read_as_utc(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "patients.csv").write_text("Id,BIRTHDATE,GENDER,STATE\np1,1961-04-09,F,Nebraska\n")
+    (folder / "observations.csv").write_text(
+        "DATE,PATIENT,CODE,DESCRIPTION,VALUE,UNITS,TYPE\n2026-03-10T11:30:00,p1,2339-0,Glucose,55,mg/dL,numeric\n"
+    )
+    (obs,) = read_synthea_csv(folder)[0].context.observations
+    assert obs.effective is not None and obs.effective.at.isoformat() == "2026-03-10T11:30:00+00:00"
+
+
+@pytest.mark.parametrize(("born", "youngest"), [("2005", "2005-12-31"), ("2004-02", "2004-02-29"),
+                                                ("2005-03-01", "2005-03-01")])
+def test_a_partial_birth_date_gives_the_youngest_age_the_patient_can_have(born: str, youngest: str) -> None:
+    record = parse_bundle(_bundle(dict(PATIENT, birthDate=born))).patients[0]
+    assert record.context.birth_date is not None
+    assert record.context.birth_date.isoformat() == youngest
+
+
+def test_without_a_patient_a_reference_must_name_the_patient_of_the_request() -> None:
+    mine = _condition("c1", "38341003", "active") | {"subject": {"reference": "Patient/p1"}}
+    theirs = {k: v for k, v in _condition("c2", "44054006", "active").items() if k != "subject"}
+    theirs["patient"] = {"reference": "Patient/p2"}
+    record = parse_bundle(_bundle(mine), patient_hint="p1").patients[0]
+    assert not record.has_demographics and len(record.context.conditions) == 1
+    with pytest.raises(InvalidResource) as err:
+        parse_bundle(_bundle(mine, theirs), patient_hint="p1")
+    assert str(err.value) == "Condition/c2: field 'patient.reference': does not name the patient of the request"
