@@ -119,6 +119,11 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over ``container``. Ports not given fall back to the container's or to safe defaults."""
     rules = guardrails if guardrails is not None else default_guardrails(container)
+    if review is None and guardrails is None and rules is not None:  # the container's rule set: its review queue
+        from clinical_review.routing import ReviewQueueRouting
+
+        review = ReviewQueueRouting(ruleset=lambda: container.ruleset,
+                                    nudges={n.id: n for n in container.catalog.nudges()})
     catalog = load_catalog_of(container) if serve_policy is None or nudges is None else None
     policy = serve_policy if serve_policy is not None else BurdenServePolicy(cast("Catalog", catalog))
     content = nudges if nudges is not None else CatalogNudges(cast("Catalog", catalog))

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from nudge_engine.adapters.orm import ReviewItemRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.tokens import Role
@@ -28,6 +30,7 @@ BRISK_WALK = CatalogNudge("ex-brisk-walk-30min", "exercise", "moderate")
 WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
 MOUNTAIN_HIKE = CatalogNudge("ex-mountain-hike", "exercise", "vigorous")
 COQ_AU_VIN = CatalogNudge("diet-coq-au-vin", "diet")
+SHORT_WALK = CatalogNudge("ex-walk-10min", "exercise", "light")
 
 
 def blood_pressure(systolic: int, diastolic: int) -> dict[str, Any]:
@@ -131,3 +134,36 @@ def test_a_context_update_rechecks_ready_nudges_on_the_context_as_stored(
     assert put.status_code == 200, put.text
     assert put.json()["ready_nudges"] == {"kept": 0, "superseded": 1}
     assert ready_status(container, coq) == "superseded"
+
+
+def _pending_items(container: Container, patient_id: str) -> list[Any]:
+    t = ReviewItemRow.__table__
+    with container.uow() as uow:
+        return list(uow.session.execute(select(t).where(t.c.patient_id == patient_id)).all())
+
+
+def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_it_on_the_next(
+    real_client: TestClient, container: Container, tokens: dict[Role, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    assert real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay"), headers=headers).status_code == 201
+    pid = surrogate_of(container, "app-fay")
+    walk = seed_ready(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
+
+    raised = real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay", blood_pressure(150, 112)),
+                             headers=headers)  # EX-03: even a light walk waits for a clinician
+
+    assert raised.json()["ready_nudges"] == {"kept": 0, "superseded": 1}
+    assert ready_status(container, walk) == "superseded"
+    [item] = _pending_items(container, pid)
+    assert (item.nudge_id, item.status, item.context_version) == (SHORT_WALK.id, "pending", 2)
+    assert any(f["action"] == "review" and f["evidence"] for f in item.fired)  # the clinician sees why
+    assert [r.details["review_item"] for r in audit_records(container) if r.event_type == "queued"] == [item.id]
+
+    # The reading was entered for the wrong patient: the item has nothing left for a clinician to decide.
+    real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay"), headers=headers)
+
+    [after] = _pending_items(container, pid)
+    assert (after.id, after.status, after.version) == (item.id, "expired", item.version + 1)
+    expired = [r for r in audit_records(container) if r.event_type == "expired"]
+    assert [(r.details["review_item"], r.details["outcome"]) for r in expired] == [(item.id, "no_longer_flagged")]
