@@ -167,3 +167,23 @@ def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_
     assert (after.id, after.status, after.version) == (item.id, "expired", item.version + 1)
     expired = [r for r in audit_records(container) if r.event_type == "expired"]
     assert [(r.details["review_item"], r.details["outcome"]) for r in expired] == [(item.id, "no_longer_flagged")]
+
+
+def test_a_pending_item_that_becomes_urgent_on_a_new_reading_is_escalated_with_the_new_evidence(
+    real_client: TestClient, container: Container, tokens: dict[Role, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
+    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus"), headers=headers)
+    pid = surrogate_of(container, "app-gus")
+    seed_ready(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
+    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus", blood_pressure(150, 112)), headers=headers)
+    [routine] = _pending_items(container, pid)
+
+    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus", blood_pressure(230, 130)), headers=headers)
+
+    [urgent] = _pending_items(container, pid)
+    assert (urgent.id, urgent.status, urgent.version) == (routine.id, "pending", routine.version + 1)
+    assert routine.escalation is None and urgent.escalation is not None and urgent.priority == 0
+    assert urgent.fired != routine.fired  # the clinician sees the crisis reading, not the old one
+    escalated = [r for r in audit_records(container) if r.event_type == "escalated"]
+    assert [r.details["review_item"] for r in escalated] == [routine.id]
