@@ -66,6 +66,9 @@ class PatientBatch:
     # (row, catalog index) pairs the patient asked never to see again ("not right for me").
     suppressed_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
     suppressed_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    # (row, catalog index) pairs a clinician rejected on the patient's current context version.
+    rejected_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
+    rejected_nudges: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
     # (row, catalog index, epoch seconds): last deliveries whose raw events retention folded away;
     # cooldowns count them as they count the deliveries in ``events``.
     folded_rows: npt.NDArray[np.int32] = field(default_factory=_empty_rows)
@@ -90,7 +93,7 @@ class PatientBatch:
             raise InvalidInput("EventColumns: field 'patient_row': outside the batch")
         if not len(self.folded_rows) == len(self.folded_nudges) == len(self.folded_delivered_s):
             raise InvalidInput("PatientBatch: field 'folded_delivered_s': lengths of the folded deliveries differ")
-        for kind in ("pending_review", "suppressed", "folded"):
+        for kind in ("pending_review", "suppressed", "folded", "rejected"):
             rows, nudges = getattr(self, f"{kind}_rows"), getattr(self, f"{kind}_nudges")
             if len(rows) != len(nudges):
                 raise InvalidInput(f"PatientBatch: field '{kind}_nudges': length differs from the rows")

@@ -34,6 +34,7 @@ class DropReason(StrEnum):
     QUIET_HOURS = "quiet_hours"  # in the patient's quiet hours (at serve time, or beyond the horizon)
     BLOCKED_BY_RULE = "blocked_by_rule"  # a guardrail rule blocked it
     NEAR_DUPLICATE = "near_duplicate"  # too similar to the nudge delivered last (diversity, see similarity.py)
+    REJECTED_IN_REVIEW = "rejected_in_review"  # a clinician rejected it on the patient's current record
 
 
 REASONS: tuple[DropReason, ...] = tuple(DropReason)
@@ -127,6 +128,10 @@ def candidates(
         pending = np.zeros((n_p, n_n), dtype=bool)
         pending[batch.pending_review_rows, batch.pending_review_nudges] = True
         drop(pending, DropReason.PENDING_REVIEW)
+    if len(batch.rejected_rows):  # until the record changes: a rejection is not asked again on the same facts
+        rejected = np.zeros((n_p, n_n), dtype=bool)
+        rejected[batch.rejected_rows, batch.rejected_nudges] = True
+        drop(rejected, DropReason.REJECTED_IN_REVIEW)
     last = last_delivered(batch, n_n, now_s)
     drop(last + catalog.cooldown_s[None, :] > now_s, DropReason.COOLDOWN)
 

@@ -116,15 +116,21 @@ def load_shard(
     ]
     folded_idx = catalog.indices([r.nudge_id for r in folded])
 
-    pending = [
+    reviewed = [
         p for chunk in chunked(ids)
         for p in session.execute(
-            select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id)
-            .where(ReviewItemRow.patient_id.in_(chunk), ReviewItemRow.status == "pending")
+            select(ReviewItemRow.patient_id, ReviewItemRow.nudge_id, ReviewItemRow.status,
+                   ReviewItemRow.context_version)
+            .where(ReviewItemRow.patient_id.in_(chunk), ReviewItemRow.status.in_(("pending", "rejected")))
         )
     ]
+    pending = [p for p in reviewed if p.status == "pending"]
     pending_idx = catalog.indices([p.nudge_id for p in pending])
     keep = [k for k, p in enumerate(pending) if p.patient_id in row_of and pending_idx[k] >= 0]
+    version_of = {p.id: p.context_version for p in patients}
+    rejected = [p for p in reviewed if p.status == "rejected" and p.context_version == version_of.get(p.patient_id)]
+    rejected_idx = catalog.indices([p.nudge_id for p in rejected])
+    keep_rejected = [k for k, p in enumerate(rejected) if p.patient_id in row_of and rejected_idx[k] >= 0]
 
     flagged = sorted(suppressed_pairs(session, ids))  # "not right for me" / "unsafe for me": never planned
     flagged_idx = catalog.indices([nudge for _, nudge in flagged])
@@ -143,6 +149,8 @@ def load_shard(
         pending_review_nudges=pending_idx[keep].astype(np.int32),
         suppressed_rows=np.array([row_of[flagged[k][0]] for k in keep_flagged], dtype=np.int32),
         suppressed_nudges=flagged_idx[keep_flagged].astype(np.int32),
+        rejected_rows=np.array([row_of[rejected[k].patient_id] for k in keep_rejected], dtype=np.int32),
+        rejected_nudges=rejected_idx[keep_rejected].astype(np.int32),
         folded_rows=np.array([row_of[r.patient_id] for r in folded], dtype=np.int32),
         folded_nudges=folded_idx,
         folded_delivered_s=(instants_us([r[2] for r in folded]) / 1e6).astype(np.float64),

@@ -1,7 +1,7 @@
 """Part of a :class:`PatientBatch`: the patients of one experiment arm, planned with that arm's policy.
 
 ``patient_idx`` is kept as it was, so the guardrail port and the outcomes still address the shard's
-patients; events and the review, suppression and folded-delivery pairs are re-indexed to the slice's rows.
+patients; events and the review, rejection, suppression and folded-delivery pairs are re-indexed to the slice's rows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def take_rows(batch: PatientBatch, rows: npt.NDArray[np.intp]) -> PatientBatch:
         return position[old_rows[keep]].astype(np.int32), nudges[keep]
 
     folded_rows, folded_nudges = pairs("folded")
+    rejected_rows, rejected_nudges = pairs("rejected")
     folded_delivered_s = batch.folded_delivered_s[position[batch.folded_rows] >= 0]
 
     events = batch.events.select(position[batch.events.patient_row] >= 0)
@@ -39,4 +40,5 @@ def take_rows(batch: PatientBatch, rows: npt.NDArray[np.intp]) -> PatientBatch:
         pending_review_rows=pending_rows, pending_review_nudges=pending_nudges,
         suppressed_rows=suppressed_rows, suppressed_nudges=suppressed_nudges,
         folded_rows=folded_rows, folded_nudges=folded_nudges, folded_delivered_s=folded_delivered_s,
+        rejected_rows=rejected_rows, rejected_nudges=rejected_nudges,
     )
