@@ -15,34 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.context_store import load_contexts
-from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow, ReviewItemRow, new_id
+from nudge_engine.adapters.orm import PatientRow, ReviewItemRow, new_id
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.nudge import Nudge
-from nudge_engine.guardrails.decision import Decision, Outcome
+from nudge_engine.guardrails.decision import Outcome
 from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.services.build.writer import QueuePolicy
+from nudge_engine.services.review_expiry import expire_items
 
 if TYPE_CHECKING:
     from nudge_engine.guardrails.compiler import CompiledRuleSet
     from nudge_engine.services.delivery import Recheck
-
-
-def fired_entries(decision: Decision) -> list[dict[str, Any]]:
-    """Each fired rule with its action and evidence, as the build stores them on an item."""
-    out: list[dict[str, Any]] = []
-    for f in decision.fired:
-        entry: dict[str, Any] = {"rule": f.rule, "action": f.action, "evidence": list(f.evidence)}
-        if f.caution:
-            entry["caution"] = list(f.caution)
-        out.append(entry)
-    return out
 
 
 class ReviewQueueRouting:
@@ -75,11 +65,11 @@ class ReviewQueueRouting:
         if full and not (urgent and not any(p.escalation for p in pending)):
             return []  # the next build asks again once the patient's open item is decided
         version = session.execute(select(PatientRow.context_version).where(PatientRow.id == patient_id)).scalar_one()
-        fired = fired_entries(decision)
+        rules = sorted(decision.fired_rules)
         item_id = new_id()
         session.add(ReviewItemRow(
             id=item_id, patient_id=patient_id, nudge_id=nudge_id, cycle_id=None, decision_id=None, status="pending",
-            priority=0 if urgent else 2, rule_ids=sorted({f["rule"] for f in fired}), fired=fired,
+            priority=0 if urgent else 2, rule_ids=rules, fired=decision.fired_entries(),
             escalation=decision.escalation, ruleset_digest=decision.ruleset_digest, context_version=int(version),
             created_at=now, due_at=now + (self._policy.review_sla_urgent if urgent else self._policy.review_sla),
             expires_at=now + self._policy.review_ttl, version=0,
@@ -87,7 +77,7 @@ class ReviewQueueRouting:
         session.flush()
         return [AuditEvent(
             EventType.QUEUED, "service", patient_ref=patient_id, nudge_id=nudge_id, decision="review",
-            rule_ids=tuple(sorted({f["rule"] for f in fired})), ruleset_digest=decision.ruleset_digest,
+            rule_ids=tuple(rules), ruleset_digest=decision.ruleset_digest,
             details={"review_item": item_id, "delivery_id": ready_id, "urgent": urgent},
         )]
 
@@ -110,8 +100,8 @@ class ReviewQueueRouting:
             if nudge is None:
                 continue  # withdrawn from the catalog: the approval's own re-check refuses it
             decision = decide(context, nudge, self._ruleset(), now)
-            fired = fired_entries(decision)
-            rules = tuple(sorted({f["rule"] for f in fired}))
+            fired = decision.fired_entries()
+            rules = tuple(sorted(decision.fired_rules))
             if decision.decision is Outcome.REVIEW:
                 if fired == list(row.fired or ()) and decision.escalation == row.escalation and (
                         decision.ruleset_digest == row.ruleset_digest):
@@ -133,16 +123,7 @@ class ReviewQueueRouting:
                 ))
                 continue
             outcome = "now_blocked" if decision.decision is Outcome.BLOCK else "no_longer_flagged"
-            session.execute(
-                update(ReviewItemRow)
-                .where(ReviewItemRow.id == row.id, ReviewItemRow.status == "pending")
-                .values(status="expired", decided_at=now, version=ReviewItemRow.version + 1)
-            )
-            session.execute(  # as an expired review: whatever queued it meanwhile is never served
-                update(ReadyNudgeRow)
-                .where(ReadyNudgeRow.review_item_id == row.id, ReadyNudgeRow.status == "ready")
-                .values(status="expired")
-            )
+            expire_items(session, [row.id], now=now)
             events.append(AuditEvent(
                 EventType.EXPIRED, "service", patient_ref=patient_id, nudge_id=row.nudge_id,
                 decision=decision.decision.value, rule_ids=rules, ruleset_digest=decision.ruleset_digest,

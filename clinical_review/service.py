@@ -319,10 +319,9 @@ class ReviewService:
             return Skipped(row.id, "now_blocked")
         if decision.decision is Outcome.REVIEW:
             approval = Approval.of_item(row.fired, row.escalation)
-            flagged = frozenset(f.rule for f in decision.fired if f.action == Outcome.REVIEW.value)
-            if not approval.covers(flagged, None):
+            if not approval.covers(decision.review_rules, None):
                 return Skipped(row.id, "new_rules_fired")
-            if not approval.covers(flagged, decision.escalation):
+            if not approval.covers(decision.review_rules, decision.escalation):
                 return Skipped(row.id, "escalated")
         return decision.caution, int(patient.context_version), decision.ruleset_digest
 

@@ -35,6 +35,21 @@ class Decision:
     def fired_rules(self) -> frozenset[str]:
         return frozenset(f.rule for f in self.fired)
 
+    @property
+    def review_rules(self) -> frozenset[str]:
+        """The fired rules that ask for a clinician's review (not those that block or only caution)."""
+        return frozenset(f.rule for f in self.fired if f.action == Outcome.REVIEW.value)
+
+    def fired_entries(self) -> list[dict[str, Any]]:
+        """Each fired rule with its action, evidence and any caution text, as decisions and review items store them."""
+        out: list[dict[str, Any]] = []
+        for f in self.fired:
+            entry: dict[str, Any] = {"rule": f.rule, "action": f.action, "evidence": list(f.evidence)}
+            if f.caution:
+                entry["caution"] = list(f.caution)
+            out.append(entry)
+        return out
+
     def as_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision.value,

@@ -119,19 +119,20 @@ def candidates(
     def drop(mask: npt.NDArray[np.bool_], why: DropReason) -> None:
         reason[(reason == SURVIVES) & mask] = REASON_CODE[why]
 
+    def drop_pairs(rows: npt.NDArray[np.int32], nudges: npt.NDArray[np.int32], why: DropReason) -> None:
+        if len(rows):  # (row, nudge) pairs; most batches have none
+            mask = np.zeros((n_p, n_n), dtype=bool)
+            mask[rows, nudges] = True
+            drop(mask, why)
+
     drop(~eligibility(batch, catalog, membership, segment_ids, now_s), DropReason.NOT_ELIGIBLE)
     opted_out = prefs.opted_out_all[:, None] | prefs.opted_out_categories[:, cat]
     if len(batch.suppressed_rows):
         opted_out[batch.suppressed_rows, batch.suppressed_nudges] = True
     drop(opted_out, DropReason.OPTED_OUT)
-    if len(batch.pending_review_rows):
-        pending = np.zeros((n_p, n_n), dtype=bool)
-        pending[batch.pending_review_rows, batch.pending_review_nudges] = True
-        drop(pending, DropReason.PENDING_REVIEW)
-    if len(batch.rejected_rows):  # until the record changes: a rejection is not asked again on the same facts
-        rejected = np.zeros((n_p, n_n), dtype=bool)
-        rejected[batch.rejected_rows, batch.rejected_nudges] = True
-        drop(rejected, DropReason.REJECTED_IN_REVIEW)
+    drop_pairs(batch.pending_review_rows, batch.pending_review_nudges, DropReason.PENDING_REVIEW)
+    # until the record changes: a rejection is not asked again on the same facts
+    drop_pairs(batch.rejected_rows, batch.rejected_nudges, DropReason.REJECTED_IN_REVIEW)
     last = last_delivered(batch, n_n, now_s)
     drop(last + catalog.cooldown_s[None, :] > now_s, DropReason.COOLDOWN)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,11 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def longest_cooldown(self) -> timedelta:
+        """The longest cooldown of any nudge (zero for an empty catalog): how far back deliveries matter."""
+        return timedelta(seconds=int(self.cooldown_s.max(initial=0)))
 
     def indices(self, nudge_ids: Iterable[str | None]) -> npt.NDArray[np.int32]:
         """Catalog positions of ``nudge_ids``; -1 for ids that are not (or no longer) in the catalog."""

@@ -33,7 +33,7 @@ def event_windows(catalog: Catalog, segments: SegmentModel) -> tuple[timedelta, 
     cooldowns need only past deliveries, as far back as the longest cooldown in the catalog.
     """
     every = timedelta(days=max(segments.spec.features.history_days, 8))
-    delivered = max(every, timedelta(seconds=int(catalog.cooldown_s.max(initial=0))))
+    delivered = max(every, catalog.longest_cooldown)
     return every, delivered
 
 

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-REVIEW_ACTION = "review"
+from nudge_engine.guardrails.decision import Outcome
 
 
 def reviewed_rules(fired: Iterable[Mapping[str, Any]] | None) -> frozenset[str]:
     """The rules of an item's fired list (``{"rule", "action", ...}``) that asked for review, not the cautions."""
-    return frozenset(str(f["rule"]) for f in fired or () if f.get("action") == REVIEW_ACTION)
+    return frozenset(str(f["rule"]) for f in fired or () if f.get("action") == Outcome.REVIEW.value)
 
 
 @dataclass(frozen=True, slots=True)

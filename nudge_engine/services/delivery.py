@@ -481,8 +481,7 @@ class BurdenServePolicy:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        longest_cooldown = timedelta(seconds=int(catalog.cooldown_s.max()) if len(catalog) else 0)
-        self.lookback = max(SERVED_LOOKBACK, longest_cooldown)
+        self.lookback = max(SERVED_LOOKBACK, catalog.longest_cooldown)
 
     def open(
         self, *, preferences: Preferences | None, timezone: str, now: datetime,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -94,7 +94,7 @@ def apply_retention(container: Container, *, data: DataSettings | None = None) -
         ready_cutoff = min(result.cutoffs["decisions"], now - SERVED_LOOKBACK)
         finished = (ReadyNudgeRow.created_at < ready_cutoff) & or_(
             ReadyNudgeRow.status != "ready", ReadyNudgeRow.expires_at < ready_cutoff)
-        serves_folded = fold_serves(s, finished, since=now - _longest_cooldown(container), now=now)
+        serves_folded = fold_serves(s, finished, since=now - container.catalog.longest_cooldown, now=now)
         result.ready_deleted = _count(s.execute(delete(ReadyNudgeRow).where(finished)))
         result.intake_deleted = _count(s.execute(
             delete(EventIntakeRow).where(EventIntakeRow.received_at < result.cutoffs["intake"])))
@@ -162,10 +162,6 @@ def fold_serves(session: Session, finished: ColumnElement[bool], *, since: datet
         folds[str(patient_id), nudge_id].last_delivered = served_at
     _add_outcomes(session, folds, now)
     return len(folds)
-
-
-def _longest_cooldown(container: Container) -> timedelta:
-    return timedelta(seconds=int(container.catalog.cooldown_s.max(initial=0)))
 
 
 def _add_outcomes(session: Session, folds: dict[tuple[str, str], _Fold], now: datetime) -> None:

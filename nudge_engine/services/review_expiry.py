@@ -11,6 +11,21 @@ from nudge_engine.adapters.orm import ReadyNudgeRow, ReviewItemRow
 from nudge_engine.audit.trail import AuditEvent, AuditTrail
 
 
+def expire_items(session: Session, ids: list[str], *, now: datetime) -> None:
+    """Mark the pending items ``ids`` expired, and whatever ready row they queued with them."""
+    session.execute(
+        update(ReviewItemRow)
+        .where(ReviewItemRow.id.in_(ids), ReviewItemRow.status == "pending")
+        .values(status="expired", decided_at=now, version=ReviewItemRow.version + 1)
+    )
+    # A nudge whose review expired must never be served, even if something queued it meanwhile.
+    session.execute(
+        update(ReadyNudgeRow)
+        .where(ReadyNudgeRow.review_item_id.in_(ids), ReadyNudgeRow.status == "ready")
+        .values(status="expired")
+    )
+
+
 def expire_overdue_reviews(session: Session, *, now: datetime, audit: AuditTrail, limit: int = 5000) -> int:
     """Mark pending items past their time-to-live expired (with audit records); returns how many."""
     overdue = session.execute(
@@ -23,18 +38,7 @@ def expire_overdue_reviews(session: Session, *, now: datetime, audit: AuditTrail
     ).all()
     if not overdue:
         return 0
-    ids = [row.id for row in overdue]
-    session.execute(
-        update(ReviewItemRow)
-        .where(ReviewItemRow.id.in_(ids), ReviewItemRow.status == "pending")
-        .values(status="expired", decided_at=now, version=ReviewItemRow.version + 1)
-    )
-    # A nudge whose review expired must never be served, even if something queued it meanwhile.
-    session.execute(
-        update(ReadyNudgeRow)
-        .where(ReadyNudgeRow.review_item_id.in_(ids), ReadyNudgeRow.status == "ready")
-        .values(status="expired")
-    )
+    expire_items(session, [row.id for row in overdue], now=now)
     audit.append(
         session,
         [

@@ -135,10 +135,4 @@ class ShardGuardrails:
 
     def evidence(self, patient: int, nudge: int) -> tuple[dict[str, object], ...]:
         """Each fired rule of a flagged pair with its action and evidence (for decisions and review items)."""
-        out: list[dict[str, object]] = []
-        for f in self.explain(patient, nudge).fired:
-            entry: dict[str, object] = {"rule": f.rule, "action": f.action, "evidence": list(f.evidence)}
-            if f.caution:
-                entry["caution"] = list(f.caution)
-            out.append(entry)
-        return tuple(out)
+        return tuple(self.explain(patient, nudge).fired_entries())
