@@ -938,7 +938,7 @@ class DeliveryService:
         patient_id = self._patients.known(source_id)
         if patient_id is None and not lock:  # not seen lately: found and read in one statement
             queue: list[Any] = list(map(_serve_row_by_lookup, db.execute(
-                SERVE_STATE_BY_LOOKUP, {"lookup": self._patients.lookup_hash(source_id), "since": since})))
+                SERVE_STATE_BY_LOOKUP, {"lookup": self._patients.lookup_hash(source_id), "since": since}).all()))
             if queue:
                 patient_id = str(queue[0].patient_id)
                 self._patients.remember(source_id, patient_id)
@@ -947,7 +947,7 @@ class DeliveryService:
             if patient_id is not None and lock:
                 lock_patient(db, patient_id)  # before the read: a concurrent serve's changes are then visible
             queue = [] if patient_id is None else list(map(
-                _serve_row, db.execute(SERVE_STATE, {"pid": patient_id, "since": since})))
+                _serve_row, db.execute(SERVE_STATE, {"pid": patient_id, "since": since}).all()))
         if patient_id is None or not queue or queue[0].erased_at is not None:
             raise NotFound("patient not found")
         first = queue[0]
