@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from nudge_engine.adapters.context_store import context_digest, load_contexts
 from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow
@@ -114,6 +115,18 @@ class ContextUpdater:
 
     def replace(self, *, source_id: str, document: Any, actor_id: str | None) -> ContextUpdate:
         record = read_bundle_for(source_id, document)
+        try:
+            return self._replace(record, source_id=source_id, actor_id=actor_id)
+        except IntegrityError:
+            # PostgreSQL: a concurrent first context for the same app id enrolled the patient after this one
+            # looked (the identifier's unique index stopped the second enrolment, nothing of it stored). Once more:
+            # the patient is known now, and its row lock orders this update after the other.
+            with self._uow_factory() as uow:
+                if self._vault.find_patient(uow.session, source_id) is None:
+                    raise
+            return self._replace(record, source_id=source_id, actor_id=actor_id)
+
+    def _replace(self, record: PatientRecord, *, source_id: str, actor_id: str | None) -> ContextUpdate:
         now = self._clock()
         with self._uow_factory() as uow:
             session = uow.session

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from nudge_engine.adapters.orm import PatientEventRow, ReadyNudgeRow
+from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
@@ -116,3 +116,18 @@ def test_fifty_concurrent_duplicates_store_exactly_one_event(
         stored = uow.session.execute(select(func.count()).select_from(PatientEventRow)).scalar_one()
     assert stored == 1
     assert len([r for r in audit_records(container) if r.event_type == "activity"]) == 1
+
+
+def test_concurrent_first_contexts_of_one_patient_enrol_them_once(
+    container: Container, server: tuple[str, dict[str, str]]
+) -> None:
+    base, headers = server
+
+    answers = _all_at_once(12, lambda: httpx.put(f"{base}/v1/patients/app-new/context", json=bundle("app-new"),
+                                                 headers=headers, timeout=60))
+
+    assert Counter(r.status_code for r in answers) == {201: 1, 200: 11}, [r.text for r in answers]
+    with container.uow() as uow:
+        patients = uow.session.execute(select(func.count()).select_from(PatientRow)).scalar_one()
+    assert patients == 1
+    assert len([r for r in audit_records(container) if r.event_type == "enrolled"]) == 1
