@@ -58,6 +58,7 @@ class EventType(StrEnum):
     FEEDBACK_RECEIVED = "feedback_received"  # a patient flagged a nudge (not right, unsafe, too many)
     RULE_REPORTED = "rule_reported"  # a clinician reported a rule that fired wrongly or failed to fire
     EVENT_QUARANTINED = "event_quarantined"  # an event outside the tracking plan was set aside, not stored
+    EVENT_REPLAYED = "event_replayed"  # a repeated Idempotency-Key got the stored answer; nothing new stored
     # security and operations
     TOKEN_CREATED = "token_created"  # noqa: S105 - an event name, not a secret
     TOKEN_REVOKED = "token_revoked"  # noqa: S105

@@ -143,7 +143,8 @@ class EventRecorder:
                 if idempotency_key is not None:
                     earlier = _stored(uow.session, patient_id, idempotency_key)
                     if earlier is not None:
-                        return _replay(earlier, fingerprint)
+                        return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id,
+                                            now=now)
                 problems = self._tracking.check(event.kind, nudge_id=event.nudge_id, properties=event.properties)
                 if problems:
                     aside, events = self._tracking.set_aside(
@@ -167,16 +168,30 @@ class EventRecorder:
         except sa_exc.IntegrityError:
             if idempotency_key is None:
                 raise
-            return self._replay_winner(source_id, idempotency_key, fingerprint)
+            return self._replay_winner(source_id, idempotency_key, fingerprint, actor_id=actor_id, now=now)
 
-    def _replay_winner(self, source_id: str, key: str, fingerprint: str) -> RecordedEvent:
+    def _replay_winner(
+        self, source_id: str, key: str, fingerprint: str, *, actor_id: str | None, now: datetime
+    ) -> RecordedEvent:
         """Lost the race on (patient_id, idempotency_key): answer as the winner did."""
         with self._uow_factory() as uow:
             patient_id = self._patient(uow.session, source_id)
             earlier = _stored(uow.session, patient_id, key)
-        if earlier is None:  # the conflict was not about the key after all
-            raise Conflict("the event could not be stored; retry")
-        return _replay(earlier, fingerprint)
+            if earlier is None:  # the conflict was not about the key after all
+                raise Conflict("the event could not be stored; retry")
+            return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id, now=now)
+
+    def _replay(
+        self, uow: UnitOfWork, stored: Mapping[str, Any], fingerprint: str, *, patient_id: str,
+        actor_id: str | None, now: datetime,
+    ) -> RecordedEvent:
+        """The stored answer to a repeated key, with an ``event_replayed`` record: the request read the patient's
+        data (a key reused for another request is a :class:`Conflict`, audited as a denial)."""
+        answer = _replay(stored, fingerprint)
+        replayed = AuditEvent(EventType.EVENT_REPLAYED, "service", actor_id=actor_id, patient_ref=patient_id,
+                              nudge_id=answer.body.get("nudge_id"), details={"event_id": answer.body.get("event_id")})
+        self._audit.append_and_commit(uow, [replayed], now=now)
+        return answer
 
     def _patient(self, session: Session, source_id: str) -> str:
         patient_id = self._patients.find(session, source_id)

@@ -57,6 +57,9 @@ def test_a_retried_request_with_the_same_idempotency_key_returns_the_first_answe
     assert again.headers["Idempotent-Replayed"] == "true"
     assert _stored_events(container) == 1
     assert len([r for r in audit_records(container) if r.event_type == "opened"]) == 1
+    (replayed,) = [r for r in audit_records(container) if r.event_type == "event_replayed"]
+    assert (replayed.patient_ref, replayed.nudge_id) == (surrogate_of(container, "app-ada"), WATER.id)
+    assert replayed.details == {"event_id": first.json()["event_id"]}
 
 
 def test_the_same_idempotency_key_with_a_different_body_is_a_conflict(
@@ -72,6 +75,9 @@ def test_the_same_idempotency_key_with_a_different_body_is_a_conflict(
     assert res.status_code == 409
     assert res.json()["detail"][0]["code"] == "conflict"
     assert _stored_events(container) == 1
+    assert not [r for r in audit_records(container) if r.event_type == "event_replayed"]
+    denied = [r for r in audit_records(container) if r.event_type == "request_denied"]
+    assert [r.details["status"] for r in denied] == [409]
 
 
 def test_keys_are_per_patient(

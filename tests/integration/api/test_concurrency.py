@@ -116,6 +116,7 @@ def test_fifty_concurrent_duplicates_store_exactly_one_event(
         stored = uow.session.execute(select(func.count()).select_from(PatientEventRow)).scalar_one()
     assert stored == 1
     assert len([r for r in audit_records(container) if r.event_type == "activity"]) == 1
+    assert len([r for r in audit_records(container) if r.event_type == "event_replayed"]) == 49
 
 
 def test_concurrent_first_contexts_of_one_patient_enrol_them_once(
