@@ -160,6 +160,7 @@ class DecisionOutcome:
     scope_id: str | None = None
     ruleset_digest: str | None = None  # an approval: the rule set its re-check ran under (the item's otherwise)
     context_version: int | None = None  # an approval: the patient's context version it was re-checked on
+    patient_flagged: bool = False  # an approval of a nudge the patient flagged: recorded, never queued
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.logs import get_logger
 from nudge_engine.services.approvals import Approval, reviewed_rules
 from nudge_engine.services.delivery import lock_patient
+from nudge_engine.services.feedback import suppressed_pairs
 from nudge_engine.services.review_expiry import expire_overdue_reviews
 
 if TYPE_CHECKING:
@@ -287,7 +288,11 @@ class ReviewService:
         if getattr(won, "rowcount", 0) != 1:
             return Skipped(row.id, "already_decided")
         delivery_id = scope_id = None
-        if command.verdict is Verdict.APPROVE:
+        # The patient's "not right / unsafe for me" stands over a clinician's approval: delivery would supersede
+        # the row at once, so none is queued and the record says the nudge is withheld.
+        flagged = command.verdict is Verdict.APPROVE and (row.patient_id, row.nudge_id) in suppressed_pairs(
+            session, [row.patient_id])
+        if command.verdict is Verdict.APPROVE and not flagged:
             delivery_id = self._enqueue(session, row, caution=caution, context_version=version, digest=digest,
                                         now=now)
             if command.scope_days:
@@ -300,7 +305,7 @@ class ReviewService:
                 session.flush()
         session.refresh(row)
         if command.verdict is Verdict.APPROVE:
-            return DecisionOutcome(queries.summary(row, self.nudges), delivery_id, scope_id, digest, version)
+            return DecisionOutcome(queries.summary(row, self.nudges), delivery_id, scope_id, digest, version, flagged)
         return DecisionOutcome(queries.summary(row, self.nudges), delivery_id, scope_id)
 
     def _recheck(
@@ -358,10 +363,13 @@ class ReviewService:
             details["bulk_rule"] = bulk_rule
         if outcome.context_version is not None:
             details["context_version"] = outcome.context_version
+        if outcome.patient_flagged:
+            details["patient_flagged"] = True
         approved = command.verdict is Verdict.APPROVE
         return AuditEvent(
             EventType.APPROVED if approved else EventType.REJECTED, actor.role, actor_id=actor.actor_id,
-            patient_ref=row.patient_id, nudge_id=row.nudge_id, decision="deliver" if approved else "withhold",
+            patient_ref=row.patient_id, nudge_id=row.nudge_id,
+            decision="deliver" if approved and not outcome.patient_flagged else "withhold",
             rule_ids=tuple(row.rule_ids or ()), ruleset_digest=outcome.ruleset_digest or row.ruleset_digest,
             details=details,
         )

@@ -6,7 +6,8 @@ Patients (through the app backend, ``service`` role) flag a nudge that was serve
   skipped by every later build (:func:`suppressed_pairs`);
 * ``unsafe_for_me``: the same, and a review item opens for a clinician (rule id ``PATIENT-FLAG``,
   priority 1: after escalations, before routine items). A clinician's approval does not override
-  the patient's flag: delivery never serves a flagged nudge;
+  the patient's flag: delivery never serves a flagged nudge, and such an approval queues nothing (audited
+  as withheld, ``patient_flagged``);
 * ``too_many``: that patient's caps come down by one a day (floor 1) and at least one a week.
 
 Clinicians report a rule that fired wrongly or failed to fire for a nudge; :func:`rule_report_counts`

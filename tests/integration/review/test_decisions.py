@@ -12,6 +12,7 @@ from sqlalchemy import select
 from clinical_review.model import Decide, QueueQuery, ReviewStatus, Verdict
 from clinical_review.service import ReviewService
 from nudge_engine.adapters.orm import ApprovalScopeRow, ReviewItemRow, new_id
+from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
 from tests.integration.review.kit import World, audit_records, items, make_world, ready_rows, review_service
 
@@ -57,6 +58,24 @@ def test_approving_puts_the_nudge_in_the_ready_queue_and_audits_the_reason_code(
     assert list(record.rule_ids) == list(item.rule_ids)
     # traced to the rule set and the record the approval was re-checked under, as the queued row is
     assert (record.ruleset_digest, record.details["context_version"]) == (ready.ruleset_digest, ready.context_version)
+
+
+def test_approving_a_nudge_the_patient_flagged_records_the_approval_but_queues_nothing(
+    world: World, service: ReviewService
+) -> None:
+    item = items(world.container, status="pending")[0]
+    with world.container.uow() as uow:
+        uow.session.add(PatientFeedbackRow(patient_id=item.patient_id, nudge_id=item.nudge_id, kind="unsafe_for_me",
+                                           created_at=world.clock()))
+        uow.commit()
+
+    outcome = service.decide(item.id, APPROVE, actor=world.actor)
+
+    assert outcome.item.status is ReviewStatus.APPROVED
+    assert outcome.delivery_id is None
+    assert ready_rows(world.container, item.id) == []
+    [record] = [r for r in audit_records(world.container, "approved") if r.details["review_item"] == item.id]
+    assert (record.decision, record.details["patient_flagged"]) == ("withhold", True)
 
 
 def test_rejecting_never_queues_the_nudge(world: World, service: ReviewService) -> None:
