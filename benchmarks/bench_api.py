@@ -232,6 +232,7 @@ def seed(
     from nudge_engine.adapters.orm.patients import shard_key_of
     from nudge_engine.bootstrap import Container
     from nudge_engine.domain.context import PatientIdentifiers
+    from nudge_engine.domain.nudge import guarded_digest
     from nudge_engine.personalization.catalog import load_catalog
     from nudge_engine.privacy.keys import ensure_dev_secrets
     from nudge_engine.services.tokens import TokenService
@@ -250,6 +251,7 @@ def seed(
                 if e.category.value not in {"exercise", "medication", "fasting"} and not e.programme
                 and not e.target_segments and catalog.valid_from_s[i] <= now.timestamp() < catalog.valid_until_s[i]]
     digest = container.ruleset.digest  # queued under the rule set the server loads, as a build would
+    content = {n.id: guarded_digest(n) for n in catalog.nudges()}  # and on the content it serves
     app_ids = [f"bench-{i:06d}" for i in range(patients)]
     surrogates = [new_id() for _ in app_ids]
     with container.uow() as uow:
@@ -271,7 +273,8 @@ def seed(
         rows = [
             {"id": new_id(), "patient_id": pid, "nudge_id": servable[(i + k) % len(servable)], "status": "ready",
              "score": 1.0 - k / ready, "caution": [], "context_version": 1,
-             "ruleset_digest": digest, "created_at": now, "expires_at": now + timedelta(days=2)}
+             "ruleset_digest": digest, "content_digest": content[servable[(i + k) % len(servable)]],
+             "created_at": now, "expires_at": now + timedelta(days=2)}
             for i, pid in enumerate(surrogates) for k in range(ready)
         ]
         for start in range(0, len(rows), 5000):

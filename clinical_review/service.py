@@ -46,7 +46,7 @@ from nudge_engine.adapters.orm import ApprovalScopeRow, ReadyNudgeRow, ReviewIte
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext, PatientIdentifiers
 from nudge_engine.domain.errors import Conflict, NotFound
-from nudge_engine.domain.nudge import Nudge
+from nudge_engine.domain.nudge import Nudge, guarded_digest
 from nudge_engine.guardrails.decision import Outcome
 from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.logs import get_logger
@@ -330,12 +330,13 @@ class ReviewService:
                 return Skipped(row.id, "escalated")
         return decision.caution, int(patient.context_version), decision.ruleset_digest
 
-    @staticmethod
     def _enqueue(
-        session: Session, row: ReviewItemRow, *, caution: tuple[str, ...], context_version: int, digest: str,
+        self, session: Session, row: ReviewItemRow, *, caution: tuple[str, ...], context_version: int, digest: str,
         now: datetime,
     ) -> str:
-        """The approved nudge joins the ready queue ahead of the patient's other ready nudges."""
+        """The approved nudge joins the ready queue ahead of the patient's other ready nudges, with the content
+        its re-check read."""
+        nudge = self.nudges.get(row.nudge_id)
         best = session.scalar(select(func.max(ReadyNudgeRow.score)).where(
             ReadyNudgeRow.patient_id == row.patient_id, ReadyNudgeRow.status == "ready"))
         ready_id = new_id()
@@ -343,7 +344,7 @@ class ReviewService:
             id=ready_id, patient_id=row.patient_id, nudge_id=row.nudge_id, cycle_id=None, decision_id=row.decision_id,
             review_item_id=row.id, status="ready", score=float(best or 0.0) + 1.0, caution=list(caution),
             context_version=context_version, ruleset_digest=digest, created_at=now, not_before=None,
-            expires_at=now + READY_TTL,
+            expires_at=now + READY_TTL, content_digest=guarded_digest(nudge) if nudge is not None else None,
         ))
         session.flush()
         return ready_id

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Category(StrEnum):
@@ -65,3 +67,14 @@ class Nudge:
     tags: frozenset[str] = frozenset()
     title: str = ""
     body: str = ""
+
+
+@lru_cache(maxsize=4096)
+def guarded_digest(nudge: Nudge) -> str:
+    """A short digest of what the guardrails read of ``nudge`` (category, intensity, duration, tags).
+
+    A queued nudge carries the digest of the content it was decided on; where the catalog now says
+    something else about it, the serve decides it again before showing it. Copy edits (title, body)
+    leave it unchanged: no rule reads them."""
+    parts = (nudge.category.value, nudge.intensity.value, str(nudge.duration_min), ",".join(sorted(nudge.tags)))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]

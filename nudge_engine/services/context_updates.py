@@ -24,6 +24,7 @@ from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.context import PatientContext, PatientRecord
 from nudge_engine.domain.errors import InvalidResource
+from nudge_engine.domain.nudge import guarded_digest
 from nudge_engine.fhir.bundle import parse_bundle
 from nudge_engine.services.delivery import (
     DeliveryObserver,
@@ -207,7 +208,7 @@ class ContextUpdater:
                     update(ReadyNudgeRow)
                     .where(ReadyNudgeRow.id == r.id, ReadyNudgeRow.status == "ready")
                     .values(context_version=version, caution=list(verdict.caution),
-                            ruleset_digest=verdict.ruleset_digest)
+                            ruleset_digest=verdict.ruleset_digest, content_digest=guarded_digest(nudge))
                 )
                 kept += 1
                 continue

@@ -83,7 +83,7 @@ from nudge_engine.adapters.orm.patients import PatientIdentifierRow
 from nudge_engine.audit.trail import AuditEvent, EventType, SessionFunction
 from nudge_engine.domain.context import PatientContext
 from nudge_engine.domain.errors import Busy, NotFound
-from nudge_engine.domain.nudge import Category, Intensity, Nudge
+from nudge_engine.domain.nudge import Category, Intensity, Nudge, guarded_digest
 from nudge_engine.guardrails.compiler import CompiledRuleSet
 from nudge_engine.guardrails.evaluate import decide
 from nudge_engine.personalization.agenda import rescore_recorded
@@ -138,7 +138,7 @@ _SERVE_COLUMNS = (
     sql_cast(_pc.opted_out_categories, Text).label("opted_out_json"), _pc.max_per_day, _pc.max_per_week,
     _pc.updated_at.label("prefs_updated_at"),
     _r.id, _r.nudge_id, _r.status, _r.score, _r.context_version, _r.not_before, _r.expires_at, _r.served_at,
-    _r.review_item_id, _r.ruleset_digest, sql_cast(_r.caution, Text).label("caution_json"),
+    _r.review_item_id, _r.ruleset_digest, _r.content_digest, sql_cast(_r.caution, Text).label("caution_json"),
     case((_r.status == "ready", FLAGGED_ROW), else_=False).label("flagged"),  # served rows need no check
 )
 
@@ -1016,8 +1016,10 @@ class DeliveryService:
                                 ready_id=r.id, verdict=None, reason="patient_flagged")
                 continue
             verdict: Recheck | None = None
-            # a context that moved since the build, or a rule set deployed since (approved rows included)
-            rechecked = r.context_version != version or (
+            # a context that moved since the build, a rule set deployed since (approved rows included), or
+            # catalog content the decision did not read
+            content_moved = r.content_digest != guarded_digest(nudge)
+            rechecked = content_moved or r.context_version != version or (
                 self._guardrails is not None and r.ruleset_digest != self._guardrails.ruleset_digest)
             if rechecked:
                 verdict = self._recheck(session, patient_id, nudge, now, work)
@@ -1026,7 +1028,7 @@ class DeliveryService:
                 if not still_servable(verdict, approved_for(session, r.review_item_id)):
                     writer = self._supersede(session, work, actor_id=actor_id, patient_id=patient_id,
                                              nudge_id=nudge.id, ready_id=r.id, verdict=verdict,
-                                             reason="context_changed")
+                                             reason="content_changed" if content_moved else "context_changed")
                     if verdict.decision is Verdict.REVIEW:
                         work.events.extend(self._review.route(
                             writer, patient_id=patient_id, ready_id=r.id, nudge_id=nudge.id, recheck=verdict,

@@ -94,6 +94,8 @@ class ReadyNudgeRow(Base):
     caution: Mapped[list[str]] = mapped_column(default=list)
     context_version: Mapped[int] = mapped_column(Integer, default=0)
     ruleset_digest: Mapped[str] = mapped_column(String(80))
+    # the nudge content the decision read (``domain.nudge.guarded_digest``); null: not recorded, re-checked at serve
+    content_digest: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     not_before: Mapped[datetime | None]
     expires_at: Mapped[datetime]

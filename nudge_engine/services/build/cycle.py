@@ -50,6 +50,7 @@ from nudge_engine.adapters.unit_of_work import UnitOfWork
 from nudge_engine.audit.trail import AuditTrail
 from nudge_engine.config import PACKAGE_ROOT
 from nudge_engine.domain.errors import NotFound
+from nudge_engine.domain.nudge import guarded_digest
 from nudge_engine.experiments.assignment import ArmAssignment, assign, safe_nudges
 from nudge_engine.experiments.model import ExperimentsConfig
 from nudge_engine.experiments.repository import record_assignments
@@ -200,6 +201,7 @@ class BuildCycle:
         self.audit = audit
         self.ruleset = ruleset
         self.catalog = catalog
+        self._content = {n.id: guarded_digest(n) for n in catalog.nudges()}  # what each queued row is decided on
         self.segments = segments
         self.policy = policy
         self.clock = clock
@@ -383,7 +385,7 @@ class BuildCycle:
         record_assignments(session, self.experiments, planned.assignment, exposed=exposed, now=planned.as_of)
         counts = write_outcomes(
             session, planned.prepared, cycle_id=planned.claim.cycle_id, now=planned.now,
-            ruleset_digest=self.ruleset.digest, audit=self.audit, policy=self.queue,
+            ruleset_digest=self.ruleset.digest, audit=self.audit, policy=self.queue, content=self._content,
         )
         summary.add(planned.tally)
         summary.patients += counts.patients

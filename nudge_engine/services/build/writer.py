@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,8 +84,13 @@ def write_outcomes(
     ruleset_digest: str,
     audit: AuditTrail,
     policy: QueuePolicy = QueuePolicy(),
+    content: Mapping[str, str] | None = None,
 ) -> WriteCounts:
+    """Store ``prepared``; ``content`` maps a nudge id to the digest of the content its decision read
+    (``domain.nudge.guarded_digest``), recorded with each queued row (a nudge missing from it: none, so its
+    serve decides it again)."""
     counts = WriteCounts()
+    content = content or {}
     outcomes = prepared.outcomes
     if not outcomes:
         return counts
@@ -107,11 +112,12 @@ def write_outcomes(
     counts.patients = len(todo)
     events: list[AuditEvent] = []
     approved = _reconcile_ready(
-        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts
+        session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts,
+        content=content,
     )
     events.extend(_review_items(
         session, todo, decision_ids, cycle_id=cycle_id, now=now, digest=ruleset_digest, policy=policy, counts=counts,
-        approved=approved,
+        approved=approved, content=content,
     ))
     events.extend(prepared.built_events[o.patient_id] for o in todo)
     audit.append(session, events, now=now)
@@ -165,6 +171,7 @@ def _reconcile_ready(
     digest: str,
     policy: QueuePolicy,
     counts: WriteCounts,
+    content: Mapping[str, str],
 ) -> set[tuple[str, str]]:
     """Reconcile the ready queue; returns the (patient, nudge) pairs a clinician approved and that wait."""
     ids = [o.patient_id for o in todo]
@@ -193,7 +200,8 @@ def _reconcile_ready(
                 "id": new_id(), "patient_id": o.patient_id, "nudge_id": c.nudge_id, "cycle_id": cycle_id,
                 "decision_id": decision_ids[o.patient_id], "status": "ready", "score": c.score,
                 "caution": list(c.caution), "context_version": o.context_version, "ruleset_digest": digest,
-                "created_at": now, "not_before": None, "expires_at": now + policy.ready_ttl,
+                "content_digest": content.get(c.nudge_id), "created_at": now, "not_before": None,
+                "expires_at": now + policy.ready_ttl,
             })
     stale = [rid for key, rid in current.items() if key not in wanted]
     if stale:
@@ -219,6 +227,7 @@ def _review_items(
     policy: QueuePolicy,
     counts: WriteCounts,
     approved: set[tuple[str, str]],
+    content: Mapping[str, str],
 ) -> list[AuditEvent]:
     # A nudge a clinician already approved, waiting in the ready queue, needs no new item.
     flagged = [(o, f) for o in todo for f in o.review if (o.patient_id, f.nudge_id) not in approved]
@@ -276,8 +285,9 @@ def _review_items(
                 "id": new_id(), "patient_id": o.patient_id, "nudge_id": f.nudge_id, "cycle_id": cycle_id,
                 "decision_id": decision_ids[o.patient_id], "review_item_id": item_id, "status": "ready",
                 "score": f.score if f.score is not None else 0.0, "caution": list(_cautions(f)),
-                "context_version": o.context_version, "ruleset_digest": digest, "created_at": now,
-                "not_before": None, "expires_at": now + policy.ready_ttl,
+                "context_version": o.context_version, "ruleset_digest": digest,
+                "content_digest": content.get(f.nudge_id), "created_at": now, "not_before": None,
+                "expires_at": now + policy.ready_ttl,
             })
             events.append(AuditEvent(
                 "approved", "system", actor_id=scope.created_by, patient_ref=o.patient_id, nudge_id=f.nudge_id,

@@ -24,9 +24,9 @@ from nudge_engine.adapters.orm import AuditRecordRow, NudgeRow, ReadyNudgeRow, n
 from nudge_engine.bootstrap import Container
 from nudge_engine.config import Settings
 from nudge_engine.domain.context import PatientContext
-from nudge_engine.domain.nudge import Category, Nudge
+from nudge_engine.domain.nudge import Category, Nudge, guarded_digest
 from nudge_engine.privacy.keys import ensure_dev_secrets
-from nudge_engine.services.delivery import FiredRule, Recheck, Verdict
+from nudge_engine.services.delivery import FiredRule, Recheck, Verdict, nudge_from_row
 
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday, outside default quiet hours (21:00-08:00 UTC)
 
@@ -146,10 +146,14 @@ def seed_ready(
     container: Container, patient_id: str, nudge: CatalogNudge, *, score: float = 1.0, context_version: int = 1,
     expires_at: datetime | None = None, not_before: datetime | None = None, caution: list[str] | None = None,
     review_item_id: str | None = None, ruleset_digest: str = FakeGuardrails.ruleset_digest,
+    content_digest: str | None = ...,  # type: ignore[assignment]
 ) -> str:
-    """A ready row as a build under ``ruleset_digest`` (by default the fake rule set the app loads) queues it."""
+    """A ready row as a build under ``ruleset_digest`` (by default the fake rule set the app loads) queues it,
+    decided on ``content_digest`` (by default the nudge's content as the ``nudges`` table has it)."""
     seed_catalog(container, nudge)
     ready_id = new_id()
+    if content_digest is ...:
+        content_digest = content_digest_of(container, nudge.id)
     with container.uow() as uow:
         uow.session.execute(
             insert(ReadyNudgeRow),
@@ -157,10 +161,22 @@ def seed_ready(
               "caution": caution or [], "context_version": context_version, "ruleset_digest": ruleset_digest,
               "created_at": container.clock() - timedelta(hours=1), "not_before": not_before,
               "expires_at": expires_at or container.clock() + timedelta(days=1), "served_at": None,
-              "review_item_id": review_item_id}],
+              "review_item_id": review_item_id, "content_digest": content_digest}],
         )
         uow.commit()
     return ready_id
+
+
+def content_digest_of(container: Container, nudge_id: str, *, catalog: bool = False) -> str | None:
+    """The digest of ``nudge_id``'s content in the ``nudges`` table (the test apps' ``StoredNudges``), or with
+    ``catalog`` in the container's catalog (an app serving the catalog's content)."""
+    if catalog:
+        listed = {n.id: n for n in container.catalog.nudges()}.get(nudge_id)
+        return guarded_digest(listed) if listed is not None else None
+    with container.uow() as uow:
+        row = uow.session.execute(select(NudgeRow).where(NudgeRow.id == nudge_id)).scalar_one_or_none()
+        stored = nudge_from_row(row, at=container.clock()) if row is not None else None
+    return guarded_digest(stored) if stored is not None else None
 
 
 def ready_status(container: Container, ready_id: str) -> str:

@@ -39,6 +39,7 @@ from tests.e2e.api.kit import (
     FakeGuardrails,
     audit_records,
     condition,
+    content_digest_of,
     ready_status,
     seed_catalog,
     seed_ready,
@@ -191,6 +192,29 @@ def test_a_nudge_queued_under_an_earlier_rule_set_is_rechecked_by_the_loaded_one
 
     assert _next(client, service_headers, "app-bo")[0] == 204
     assert ready_status(container, walk) == "superseded"
+
+
+def test_a_nudge_whose_catalog_content_changed_since_it_was_queued_is_rechecked(
+    client: TestClient, container: Container, service_headers: Headers, enrol: Callable[..., None]
+) -> None:
+    enrol("app-bo", condition(UNSTABLE_ANGINA))  # context and rule set unchanged since the nudge was queued
+    pid = surrogate_of(container, "app-bo")
+    seed_catalog(container, WALK)
+    with container.uow() as uow:  # decided when the catalog listed it as a drink of water, not exercise
+        uow.session.execute(update(NudgeRow).where(NudgeRow.id == WALK.id).values(category="hydration",
+                                                                                  intensity="none"))
+        uow.commit()
+    queued_as = content_digest_of(container, WALK.id)
+    walk = seed_ready(container, pid, WALK, context_version=1, content_digest=queued_as)
+    with container.uow() as uow:  # the catalog now says what it is: exercise, which the fake rules block here
+        uow.session.execute(update(NudgeRow).where(NudgeRow.id == WALK.id).values(category="exercise",
+                                                                                  intensity="moderate"))
+        uow.commit()
+
+    assert _next(client, service_headers, "app-bo")[0] == 204
+    assert ready_status(container, walk) == "superseded"
+    (superseded,) = [r for r in audit_records(container) if r.event_type == "superseded"]
+    assert (superseded.decision, superseded.details["reason"]) == ("block", "content_changed")
 
 
 @pytest.mark.parametrize(("approved_as", "served"), [("review", True), ("caution", False)])

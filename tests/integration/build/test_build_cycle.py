@@ -25,6 +25,7 @@ from nudge_engine.adapters.orm import (
     ReviewItemRow,
 )
 from nudge_engine.bootstrap import Container
+from nudge_engine.domain.nudge import guarded_digest
 from nudge_engine.services.build.cycle import BuildOptions
 from nudge_engine.services.build.factory import build_cycle
 from tests.support.cli import run_cli
@@ -75,6 +76,16 @@ def test_running_the_build_twice_leaves_the_ready_queue_unchanged(world: Contain
     assert _ready(world) == before
     pairs = [(p, n) for _, p, n in before]
     assert len(pairs) == len(set(pairs))
+
+
+def test_each_queued_nudge_records_the_catalog_content_its_decision_read(world: Container) -> None:
+    build_cycle(world, worker="t").run()
+
+    with world.uow() as uow:
+        queued = uow.session.execute(select(ReadyNudgeRow.nudge_id, ReadyNudgeRow.content_digest)).all()
+    catalog = {n.id: n for n in world.catalog.nudges()}
+    assert queued
+    assert all(digest == guarded_digest(catalog[nudge_id]) for nudge_id, digest in queued)
 
 
 def test_every_patient_decision_has_one_audit_record_and_flagged_nudges_carry_rules_and_evidence(

@@ -14,6 +14,7 @@ from clinical_review.service import ReviewService
 from nudge_engine.adapters.orm import ApprovalScopeRow, ReviewItemRow, new_id
 from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
+from nudge_engine.domain.nudge import guarded_digest
 from tests.integration.review.kit import World, audit_records, items, make_world, ready_rows, review_service
 
 APPROVE = Decide(Verdict.APPROVE, "clinically-appropriate")
@@ -58,6 +59,7 @@ def test_approving_puts_the_nudge_in_the_ready_queue_and_audits_the_reason_code(
     assert list(record.rule_ids) == list(item.rule_ids)
     # traced to the rule set and the record the approval was re-checked under, as the queued row is
     assert (record.ruleset_digest, record.details["context_version"]) == (ready.ruleset_digest, ready.context_version)
+    assert ready.content_digest == guarded_digest(service.nudges[item.nudge_id])  # the content it re-checked
 
 
 def test_approving_a_nudge_the_patient_flagged_records_the_approval_but_queues_nothing(
