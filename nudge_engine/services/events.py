@@ -30,7 +30,7 @@ from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
 from nudge_engine.services.delivery import PatientLookup
-from nudge_engine.tracking.intake import SetAside, TrackingGate
+from nudge_engine.tracking.intake import SetAside, TrackingGate, set_aside_earlier
 from nudge_engine.tracking.settings import TrackingMode
 
 if TYPE_CHECKING:
@@ -147,10 +147,16 @@ class EventRecorder:
                                             now=now)
                 problems = self._tracking.check(event.kind, nudge_id=event.nudge_id, properties=event.properties)
                 if problems:
+                    if idempotency_key is not None:  # a quarantined request retried (looked up on misfits only)
+                        earlier_aside = set_aside_earlier(uow.session, patient_id, idempotency_key)
+                        if earlier_aside is not None:
+                            return self._replay_aside(uow, *earlier_aside, fingerprint, patient_id=patient_id,
+                                                      actor_id=actor_id, now=now)
                     aside, events = self._tracking.set_aside(
                         uow.session, patient_id=patient_id, type_=event.kind, nudge_id=event.nudge_id,
                         session_id=event.session_id, occurred_at=event.occurred_at, properties=event.properties,
-                        problems=problems, now=now, actor_id=actor_id,
+                        problems=problems, now=now, actor_id=actor_id, idempotency_key=idempotency_key,
+                        request=fingerprint,
                     )
                     self._audit.append(uow.session, events, now=now)
                     uow.commit()
@@ -177,9 +183,13 @@ class EventRecorder:
         with self._uow_factory() as uow:
             patient_id = self._patient(uow.session, source_id)
             earlier = _stored(uow.session, patient_id, key)
-            if earlier is None:  # the conflict was not about the key after all
-                raise Conflict("the event could not be stored; retry")
-            return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id, now=now)
+            if earlier is not None:
+                return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id, now=now)
+            earlier_aside = set_aside_earlier(uow.session, patient_id, key)
+            if earlier_aside is not None:
+                return self._replay_aside(uow, *earlier_aside, fingerprint, patient_id=patient_id, actor_id=actor_id,
+                                          now=now)
+            raise Conflict("the event could not be stored; retry")  # the conflict was not about the key after all
 
     def _replay(
         self, uow: UnitOfWork, stored: Mapping[str, Any], fingerprint: str, *, patient_id: str,
@@ -192,6 +202,18 @@ class EventRecorder:
                               nudge_id=answer.body.get("nudge_id"), details={"event_id": answer.body.get("event_id")})
         self._audit.append_and_commit(uow, [replayed], now=now)
         return answer
+
+    def _replay_aside(
+        self, uow: UnitOfWork, aside: SetAside, request: str | None, fingerprint: str, *, patient_id: str,
+        actor_id: str | None, now: datetime,
+    ) -> RecordedEvent:
+        """The first answer to a quarantined request whose key came again (nothing set aside twice)."""
+        if request != fingerprint:
+            raise Conflict("Idempotency-Key was already used with a different request")
+        replayed = AuditEvent(EventType.EVENT_REPLAYED, "service", actor_id=actor_id, patient_ref=patient_id,
+                              details={"intake_id": aside.intake_id})
+        self._audit.append_and_commit(uow, [replayed], now=now)
+        return RecordedEvent(_quarantined_body(aside), replayed=True, set_aside=aside)
 
     def _patient(self, session: Session, source_id: str) -> str:
         patient_id = self._patients.find(session, source_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import new_id
@@ -53,9 +53,11 @@ class TrackingGate:
     def set_aside(
         self, session: Session, *, patient_id: str, type_: str, nudge_id: str | None, session_id: str | None,
         occurred_at: datetime, properties: Mapping[str, Any] | None, problems: Sequence[Problem], now: datetime,
-        actor_id: str | None,
+        actor_id: str | None, idempotency_key: str | None = None, request: str | None = None,
     ) -> tuple[SetAside, list[AuditEvent]]:
-        """Store the misfit (refused: problems only; quarantined: with its envelope) in the caller's transaction."""
+        """Store the misfit (refused: problems only; quarantined: with its envelope, and the request's
+        ``idempotency_key`` and fingerprint ``request``, for :func:`set_aside_earlier`) in the caller's
+        transaction."""
         quarantined = self.mode is TrackingMode.QUARANTINE
         intake_id = new_id()
         session.execute(insert(EventIntakeRow), [{
@@ -64,6 +66,7 @@ class TrackingGate:
             "occurred_at": occurred_at, "received_at": now, "plan_version": self.plan.version,
             "problems": [f"{p.field}:{p.code}" for p in problems],
             "properties": dict(properties or {}) if quarantined else {},
+            "idempotency_key": idempotency_key if quarantined else None, "request": request if quarantined else None,
         }])
         result = SetAside(intake_id, self.mode, tuple(problems), self.plan.version)
         if not quarantined:  # the refusal itself is audited by the API's denial record
@@ -75,6 +78,18 @@ class TrackingGate:
                      "problems": sorted({p.code for p in problems}), "plan_version": self.plan.version},
         )
         return result, [event]
+
+
+def set_aside_earlier(session: Session, patient_id: str, idempotency_key: str) -> tuple[SetAside, str | None] | None:
+    """The quarantined request ``idempotency_key`` already answered for the patient, with its fingerprint."""
+    row = session.execute(
+        select(EventIntakeRow.id, EventIntakeRow.problems, EventIntakeRow.plan_version, EventIntakeRow.request)
+        .where(EventIntakeRow.patient_id == patient_id, EventIntakeRow.idempotency_key == idempotency_key)
+    ).first()
+    if row is None:
+        return None
+    problems = tuple(Problem(field, code, "") for field, _, code in (entry.rpartition(":") for entry in row.problems))
+    return SetAside(row.id, TrackingMode.QUARANTINE, problems, row.plan_version), row.request
 
 
 def _code(text: str) -> bool:

@@ -63,7 +63,11 @@ class EventIntakeRow(Base):
     """
 
     __tablename__ = "event_intake_issues"
-    __table_args__ = (Index("ix_event_intake_issues_time", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_event_intake_issues_time", "occurred_at"),
+        # a quarantined request's Idempotency-Key: a retry gets the first answer, concurrent duplicates race on it
+        Index("ix_event_intake_issues_key", "patient_id", "idempotency_key", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(ID, ForeignKey("patients.id", ondelete="CASCADE"))
@@ -76,6 +80,8 @@ class EventIntakeRow(Base):
     plan_version: Mapped[str] = mapped_column(String(32))
     problems: Mapped[list[str]] = mapped_column(default=list)  # "body.properties.x:unknown_property"
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))  # quarantined only
+    request: Mapped[str | None] = mapped_column(String(64))  # the request's fingerprint: a retry, or a reused key
 
 
 class EventVolumeDailyRow(Base):

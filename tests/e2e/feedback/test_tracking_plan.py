@@ -138,3 +138,24 @@ def test_the_openapi_document_shows_the_tracking_plan_as_the_events_body(client:
     assert "nudge_id" in variants["opened"]["required"]
     assert variants["activity"]["properties"]["properties"]["properties"]["minutes"] == {
         "type": "integer", "minimum": 0, "maximum": 1440}
+
+
+def test_in_quarantine_mode_a_retried_misfit_gets_the_first_answer_and_is_set_aside_once(
+    quarantine_client: TestClient, container: Container, service_headers: Headers
+) -> None:
+    client = quarantine_client
+    client.put("/v1/patients/app-ada/context", json=bundle("app-ada"), headers=service_headers)
+    misfit = {**ACTIVITY, "properties": {"minutes": 20, "mood": "happy"}}
+    keyed = {**service_headers, "Idempotency-Key": "mood-1"}
+
+    first = client.post("/v1/patients/app-ada/events", json=misfit, headers=keyed)
+    again = client.post("/v1/patients/app-ada/events", json=misfit, headers=keyed)
+    reused = client.post("/v1/patients/app-ada/events", json={**misfit, "properties": {"mood": "sad"}}, headers=keyed)
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert reused.status_code == 409
+    assert _stored(container) == (0, [("quarantined", "activity", ["body.properties.mood:unknown_property"])])
+    kinds = [r.event_type for r in audit_records(container)]
+    assert (kinds.count("event_quarantined"), kinds.count("event_replayed")) == (1, 1)

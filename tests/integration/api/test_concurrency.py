@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy import func, select
 
 from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow
+from nudge_engine.adapters.orm.feedback import EventIntakeRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
 from nudge_engine.services.tokens import TokenService
+from nudge_engine.tracking.settings import DataSettings, TrackingMode
 from tests.e2e.api.kit import (
     SLEEP,
     WATER,
@@ -132,3 +134,27 @@ def test_concurrent_first_contexts_of_one_patient_enrol_them_once(
         patients = uow.session.execute(select(func.count()).select_from(PatientRow)).scalar_one()
     assert patients == 1
     assert len([r for r in audit_records(container) if r.event_type == "enrolled"]) == 1
+
+
+def test_concurrent_duplicates_of_a_quarantined_event_set_it_aside_once(container: Container) -> None:
+    token = TokenService(uow_factory=container.uow, audit=container.audit, clock=container.clock).create(
+        role="service", name="load"
+    )
+    headers = {"Authorization": f"Bearer {token.secret}"}
+    app = create_app(container, guardrails=FakeGuardrails(), serve_policy=PreferenceServePolicy(),
+                     nudges=StoredNudges(), data=DataSettings(tracking_mode=TrackingMode.QUARANTINE))
+    misfit: dict[str, Any] = {"type": "activity", "occurred_at": "2026-03-10T11:00:00Z",
+                              "properties": {"minutes": 20, "mood": "happy"}}
+    with live_server(app) as base:
+        _enrol(base, headers, "app-ada")
+        dup = {**headers, "Idempotency-Key": "mood-2026-03-10"}
+
+        answers = _all_at_once(20, lambda: httpx.post(f"{base}/v1/patients/app-ada/events", json=misfit,
+                                                      headers=dup, timeout=60))
+
+    assert {r.status_code for r in answers} == {202}
+    assert len({r.json()["intake_id"] for r in answers}) == 1
+    with container.uow() as uow:
+        assert uow.session.execute(select(func.count()).select_from(EventIntakeRow)).scalar_one() == 1
+    kinds = [r.event_type for r in audit_records(container)]
+    assert (kinds.count("event_quarantined"), kinds.count("event_replayed")) == (1, 19)

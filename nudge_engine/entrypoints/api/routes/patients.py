@@ -119,8 +119,10 @@ def next_nudge_body(served: ServedNudge) -> bytes:
             "description": "Stored (or, for a repeated Idempotency-Key, the first answer replayed)",
             "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "true on a replay"}},
         },
-        202: {"description": "Outside the tracking plan and set aside (NUDGE_TRACKING_MODE=quarantine); not stored",
-              "model": EventQuarantinedRead},
+        202: {"description": "Outside the tracking plan and set aside (NUDGE_TRACKING_MODE=quarantine); not stored "
+                             "(for a repeated Idempotency-Key, the first answer replayed)",
+              "model": EventQuarantinedRead,
+              "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "true on a replay"}}},
         **error_responses(401, 403, 404, 409, 413, 422),
     },
     summary="Record a patient event",
@@ -150,8 +152,9 @@ async def record_event(
     ))
     if recorded.set_aside is not None:
         body = EventQuarantinedRead.model_validate(recorded.body)
-        return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
-    answer = json_response(EventRead.model_validate(recorded.body), status_code=status.HTTP_201_CREATED)
+        answer: Response = JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    else:
+        answer = json_response(EventRead.model_validate(recorded.body), status_code=status.HTTP_201_CREATED)
     if recorded.replayed:
         answer.headers["Idempotent-Replayed"] = "true"
     return answer
