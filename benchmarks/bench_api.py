@@ -16,8 +16,8 @@ The catalog's burden limits are lifted (a copy of the catalog with high caps and
 via ``NUDGE_CATALOG``) and quiet hours are cleared in each patient's preferences, so that the
 serve path (re-check, burden check, compare-and-set, audit) is measured rather than the empty
 answer. Next-nudge must measure serves (200), not the cheaper 204 of an emptied queue: the queue is
-put back untimed after the warm-up (``reset_queue``), and ``--patients`` x ``--ready`` (default
-6,000 x 16 = 96,000) must exceed the run's requests; the table prints the answer mix and flags a
+put back untimed after the warm-up (``reset_queue``), and ``--patients`` x ``--ready`` (9,000 x 16 =
+144,000 for a 60-second run on a machine serving up to 2,400 a second) must exceed the run's requests; the table prints the answer mix and flags a
 run where more than 1% of next-nudge answers were not serves.
 
 Targets (issue 5): next-nudge at least 60% of bare's throughput, p99 under 50 ms at 16
@@ -29,7 +29,7 @@ most of them, and the split changed an endpoint's req/s by half from one run to 
 generator, both workers and the database share the machine's cores: anything else running there
 shows in the figures, the p99 first.
 
-    .venv/bin/python benchmarks/bench_api.py --duration 60 --patients 6000
+    .venv/bin/python benchmarks/bench_api.py --duration 60 --patients 9000
 
 ``--rounds N`` runs each endpoint N times for ``--duration`` seconds, the endpoints taking turns on
 the same server (bare, next-nudge, events, bare, ...), and pools each endpoint's rounds: requests over
@@ -381,7 +381,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
     parser.add_argument("--patients", type=int, default=2000,
-                        help="cohort size (60-second runs: 6000; with --ready, enough for every request)")
+                        help="cohort size (60-second runs: 9000; with --ready, enough for every request)")
     parser.add_argument("--ready", type=int, default=16,
                         help="ready nudges per patient: enough that next-nudge answers stay serves (200) for the "
                              "whole run (--patients x --ready must exceed the requests of the run)")
