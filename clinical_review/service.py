@@ -90,6 +90,9 @@ class ItemDetail:
     nudge: Nudge | None
     fired: tuple[FiredView, ...]
     context: ContextView
+    # the rule set that sent it to review, when another is loaded now (whose rule texts the page shows)
+    flagged_under: str | None = None
+    loaded: str | None = None
 
 
 class ReviewService:
@@ -139,12 +142,15 @@ class ReviewService:
             row = self._row(uow.session, item_id)
             ctx = load_contexts(uow.session, [row.patient_id]).get(row.patient_id, PatientContext())
             item = queries.summary(row, self.nudges)
+            flagged_digest = row.ruleset_digest
         view = context_view(ctx, now)
         fired = tuple(
             FiredView(self.rules.get(f.rule), f.action, tuple(parse_evidence(e, view.names) for e in f.evidence))
             for f in item.fired
         )
-        return ItemDetail(item, self.nudges.get(item.nudge_id), fired, view)
+        loaded = self._ruleset().digest
+        flagged_under = flagged_digest if flagged_digest != loaded else None
+        return ItemDetail(item, self.nudges.get(item.nudge_id), fired, view, flagged_under, loaded)
 
     def dashboard(self, *, days: int = 14) -> Dashboard:
         now = self._clock()

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from clinical_review.accounts import ClinicianAccounts
-from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow
+from nudge_engine.adapters.orm import PatientPreferenceRow, PatientRow, ReviewItemRow
 from tests.integration.review.kit import PASSWORD, World, audit_records, items, ready_rows
 
 pytestmark = pytest.mark.slow
@@ -209,6 +209,26 @@ def test_an_expired_item_offers_no_decision_and_its_nudge_is_never_queued(
     assert "never delivered" in page.locator("#decision").inner_text()
     shot(page, "expired")
     assert ready_rows(world.container, item.id) == []
+
+
+def test_an_item_flagged_under_another_rule_set_says_so_above_the_loaded_rules(
+    page: Any, world: World, shot: Any
+) -> None:
+    flagged, current = items(world.container, status="pending")[:2]
+    with world.container.uow() as uow:  # as if queued before the loaded rule set was deployed
+        uow.session.execute(update(ReviewItemRow).where(ReviewItemRow.id == flagged.id)
+                            .values(ruleset_digest="sha256:the-rule-set-before-this-one"))
+        uow.commit()
+    _log_in(page)
+    page.wait_for_url("**/review/")
+
+    page.goto(f"/review/items/{flagged.id}")
+    notice = page.locator("#ruleset-changed")
+    assert "sha256:the-rule-set" in notice.inner_text()
+    assert world.container.ruleset.digest[:19] in notice.inner_text()
+    shot(page, "ruleset-changed")
+    page.goto(f"/review/items/{current.id}")
+    assert page.locator("#ruleset-changed").count() == 0
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(page: Any, world: World, shot: Any) -> None:
