@@ -17,8 +17,9 @@ via ``NUDGE_CATALOG``) and quiet hours are cleared in each patient's preferences
 serve path (re-check, burden check, compare-and-set, audit) is measured rather than the empty
 answer. Next-nudge must measure serves (200), not the cheaper 204 of an emptied queue: the queue is
 put back untimed after the warm-up (``reset_queue``), and ``--patients`` x ``--ready`` (9,000 x 16 =
-144,000 for a 60-second run on a machine serving up to 2,400 a second) must exceed the run's requests; the table prints the answer mix and flags a
-run where more than 1% of next-nudge answers were not serves.
+144,000 for a 60-second run on a machine serving up to 2,400 a second) must exceed the run's
+requests; the table prints the answer mix and flags a run where more than 1% of next-nudge answers
+were not serves.
 
 Targets (issue 5): next-nudge at least 60% of bare's throughput, p99 under 50 ms at 16
 connections, no errors over a 60-second run (``--duration 60``).
