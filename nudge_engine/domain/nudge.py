@@ -69,12 +69,19 @@ class Nudge:
     body: str = ""
 
 
+def guarded_fields(nudge: Nudge) -> tuple[Category, Intensity, int | None, frozenset[str]]:
+    """What the guardrails read of ``nudge``: its category, intensity, duration and tags (no rule reads the
+    title or body). Nudges alike in these are decided alike."""
+    return nudge.category, nudge.intensity, nudge.duration_min, nudge.tags
+
+
 @lru_cache(maxsize=4096)
 def guarded_digest(nudge: Nudge) -> str:
-    """A short digest of what the guardrails read of ``nudge`` (category, intensity, duration, tags).
+    """A short digest of :func:`guarded_fields`.
 
     A queued nudge carries the digest of the content it was decided on; where the catalog now says
     something else about it, the serve decides it again before showing it. Copy edits (title, body)
-    leave it unchanged: no rule reads them."""
-    parts = (nudge.category.value, nudge.intensity.value, str(nudge.duration_min), ",".join(sorted(nudge.tags)))
+    leave it unchanged."""
+    category, intensity, duration_min, tags = guarded_fields(nudge)
+    parts = (category.value, intensity.value, str(duration_min), ",".join(sorted(tags)))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]

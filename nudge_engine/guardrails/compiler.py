@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nudge_engine.domain.nudge import Nudge
+from nudge_engine.domain.nudge import Nudge, guarded_fields
 from nudge_engine.guardrails.features import (
     Age,
     AnyObservation,
@@ -86,7 +86,7 @@ class CompiledRuleSet:
 
     def targeted(self, nudge: Nudge) -> tuple[tuple[CompiledRule, tuple[CompiledBranch, ...]], ...]:
         """The rules with a branch targeting this nudge, and those branches (cached per nudge shape)."""
-        key = (nudge.category, nudge.intensity, nudge.duration_min, nudge.tags)
+        key = guarded_fields(nudge)
         found = self._targets.get(key)
         if found is None:
             found = tuple(

@@ -198,9 +198,8 @@ class EventRecorder:
         """The stored answer to a repeated key, with an ``event_replayed`` record: the request read the patient's
         data (a key reused for another request is a :class:`Conflict`, audited as a denial)."""
         answer = _replay(stored, fingerprint)
-        replayed = AuditEvent(EventType.EVENT_REPLAYED, "service", actor_id=actor_id, patient_ref=patient_id,
-                              nudge_id=answer.body.get("nudge_id"), details={"event_id": answer.body.get("event_id")})
-        self._audit.append_and_commit(uow, [replayed], now=now)
+        self._audit_replay(uow, patient_id=patient_id, actor_id=actor_id, now=now, nudge_id=answer.body.get("nudge_id"),
+                           details={"event_id": answer.body.get("event_id")})
         return answer
 
     def _replay_aside(
@@ -210,10 +209,18 @@ class EventRecorder:
         """The first answer to a quarantined request whose key came again (nothing set aside twice)."""
         if request != fingerprint:
             raise Conflict("Idempotency-Key was already used with a different request")
-        replayed = AuditEvent(EventType.EVENT_REPLAYED, "service", actor_id=actor_id, patient_ref=patient_id,
-                              details={"intake_id": aside.intake_id})
-        self._audit.append_and_commit(uow, [replayed], now=now)
+        self._audit_replay(uow, patient_id=patient_id, actor_id=actor_id, now=now,
+                           details={"intake_id": aside.intake_id})
         return RecordedEvent(_quarantined_body(aside), replayed=True, set_aside=aside)
+
+    def _audit_replay(
+        self, uow: UnitOfWork, *, patient_id: str, actor_id: str | None, now: datetime, details: dict[str, Any],
+        nudge_id: str | None = None,
+    ) -> None:
+        """The ``event_replayed`` record of a repeated key's answer, committed with ``uow``."""
+        replayed = AuditEvent(EventType.EVENT_REPLAYED, "service", actor_id=actor_id, patient_ref=patient_id,
+                              nudge_id=nudge_id, details=details)
+        self._audit.append_and_commit(uow, [replayed], now=now)
 
     def _patient(self, session: Session, source_id: str) -> str:
         patient_id = self._patients.find(session, source_id)
