@@ -20,6 +20,7 @@ from tests.e2e.api.kit import (
     audit_records,
     bundle,
     condition,
+    content_digest_of,
     patient_resource,
     ready_status,
     seed_ready,
@@ -31,6 +32,13 @@ WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
 MOUNTAIN_HIKE = CatalogNudge("ex-mountain-hike", "exercise", "vigorous")
 COQ_AU_VIN = CatalogNudge("diet-coq-au-vin", "diet")
 SHORT_WALK = CatalogNudge("ex-walk-10min", "exercise", "light")
+
+
+def queue(container: Container, patient_id: str, nudge: CatalogNudge, **row: Any) -> str:
+    """A ready row decided on the shipped catalog's content of ``nudge``, as a build over it queues it (the app
+    here serves the catalog's content)."""
+    return seed_ready(container, patient_id, nudge, content_digest=content_digest_of(container, nudge.id, catalog=True),
+                      **row)
 
 
 def blood_pressure(systolic: int, diastolic: int) -> dict[str, Any]:
@@ -64,8 +72,8 @@ def test_blood_pressure_of_184_over_112_after_the_build_stops_the_brisk_walk(
     headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     assert real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers).status_code == 201
     pid = surrogate_of(container, "app-dee")
-    walk = seed_ready(container, pid, BRISK_WALK, score=0.9)
-    water = seed_ready(container, pid, WATER_BOTTLE, score=0.2)
+    walk = queue(container, pid, BRISK_WALK, score=0.9)
+    water = queue(container, pid, WATER_BOTTLE, score=0.2)
 
     put = real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee", blood_pressure(184, 112)),
                           headers=headers)
@@ -84,8 +92,8 @@ def test_the_catalogs_burden_limits_hold_at_serve_time(
     headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers)
     pid = surrogate_of(container, "app-dee")
-    seed_ready(container, pid, WATER_BOTTLE, score=0.9)
-    seed_ready(container, pid, CatalogNudge("hyd-8-glasses", "hydration"), score=0.5)
+    queue(container, pid, WATER_BOTTLE, score=0.9)
+    queue(container, pid, CatalogNudge("hyd-8-glasses", "hydration"), score=0.5)
 
     first = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
     second = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
@@ -103,13 +111,13 @@ def test_a_seasonal_catalog_nudge_is_served_inside_its_window_by_the_services_cl
     clock.now = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
     assert real_client.put("/v1/patients/app-eve/context", json=bundle("app-eve"), headers=headers).status_code == 201
     pid = surrogate_of(container, "app-eve")
-    in_season = seed_ready(container, pid, MOUNTAIN_HIKE)
+    in_season = queue(container, pid, MOUNTAIN_HIKE)
 
     served = real_client.get("/v1/patients/app-eve/next-nudge", headers=headers)
 
     assert served.status_code == 200 and served.json()["delivery_id"] == in_season
     clock.now = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
-    out_of_season = seed_ready(container, pid, MOUNTAIN_HIKE)
+    out_of_season = queue(container, pid, MOUNTAIN_HIKE)
     assert real_client.get("/v1/patients/app-eve/next-nudge", headers=headers).status_code == 204
     assert ready_status(container, out_of_season) == "superseded"
 
@@ -125,7 +133,7 @@ def test_a_context_update_rechecks_ready_nudges_on_the_context_as_stored(
     first["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
     assert real_client.put("/v1/patients/app-eve/context", json=first, headers=headers).status_code == 201
     pid = surrogate_of(container, "app-eve")
-    coq = seed_ready(container, pid, COQ_AU_VIN, context_version=0, ruleset_digest=container.ruleset.digest)
+    coq = queue(container, pid, COQ_AU_VIN, context_version=0, ruleset_digest=container.ruleset.digest)
     second = bundle("app-eve", condition("38341003"), with_patient=False)  # hypertension: a changed context
     second["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
 
@@ -148,7 +156,7 @@ def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_
     headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     assert real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay"), headers=headers).status_code == 201
     pid = surrogate_of(container, "app-fay")
-    walk = seed_ready(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
+    walk = queue(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
 
     raised = real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay", blood_pressure(150, 112)),
                              headers=headers)  # EX-03: even a light walk waits for a clinician
@@ -175,7 +183,7 @@ def test_a_pending_item_that_becomes_urgent_on_a_new_reading_is_escalated_with_t
     headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus"), headers=headers)
     pid = surrogate_of(container, "app-gus")
-    seed_ready(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
+    queue(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
     real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus", blood_pressure(150, 112)), headers=headers)
     [routine] = _pending_items(container, pid)
 
