@@ -9,7 +9,8 @@ With an idempotency key, the first request for (patient, key) stores the event, 
 and the answer it gave, in one transaction; any later request with the same key gets that stored
 answer back and changes nothing. Concurrent duplicates race on the unique constraint
 ``(patient_id, idempotency_key)``: exactly one insert wins, the others roll back and replay the
-winner's answer. The same key with a different request body is a :class:`Conflict`.
+winner's answer. The same key with a different request body is a :class:`Conflict`. A key is answered once
+whichever way its first request went: one that a quarantined misfit used is not taken by a valid event later.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, null, select, union_all
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow, new_id
+from nudge_engine.adapters.orm.feedback import EventIntakeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
 from nudge_engine.domain.errors import Conflict, InvalidInput, NotFound
 from nudge_engine.services.delivery import PatientLookup
-from nudge_engine.tracking.intake import SetAside, TrackingGate, set_aside_earlier
+from nudge_engine.tracking.intake import SetAside, TrackingGate, set_aside_answer
 from nudge_engine.tracking.settings import TrackingMode
 
 if TYPE_CHECKING:
@@ -45,7 +48,20 @@ _e = _events.c
 _ready = cast("Table", ReadyNudgeRow.__table__).c
 _patients = cast("Table", PatientRow.__table__).c
 ERASED_AT = select(_patients.erased_at).where(_patients.id == bindparam("pid"))
-STORED_ANSWER = select(_e.response).where(_e.patient_id == bindparam("pid"), _e.idempotency_key == bindparam("key"))
+_i = cast("Table", EventIntakeRow.__table__).c
+# The first answer to a patient's (``pid``) Idempotency-Key (``key``), wherever it was given: a stored event
+# (its ``response``) or a quarantined request (its intake row: id, problems, plan version and fingerprint).
+# One statement, run before any keyed request is checked or stored: a key is answered once, whatever the
+# tracking mode was or is now. (Each table keeps its keys unique; two requests racing with one key, one
+# valid and one a misfit, could still each be kept once.)
+EARLIER_ANSWER = union_all(
+    select(_e.response, sql_cast(null(), _i.id.type).label("intake_id"), sql_cast(null(), _i.problems.type)
+           .label("problems"), sql_cast(null(), _i.plan_version.type).label("plan_version"),
+           sql_cast(null(), _i.request.type).label("request"))
+    .where(_e.patient_id == bindparam("pid"), _e.idempotency_key == bindparam("key")),
+    select(sql_cast(null(), _e.response.type), _i.id, _i.problems, _i.plan_version, _i.request)
+    .where(_i.patient_id == bindparam("pid"), _i.idempotency_key == bindparam("key")),
+)
 WAS_SERVED = (
     select(_ready.id)
     .where(_ready.patient_id == bindparam("pid"), _ready.nudge_id == bindparam("nid"), _ready.status == "served")
@@ -141,17 +157,12 @@ class EventRecorder:
             with self._uow_factory() as uow:
                 patient_id = self._patient(uow.session, source_id)
                 if idempotency_key is not None:
-                    earlier = _stored(uow.session, patient_id, idempotency_key)
+                    earlier = self._answered(uow, idempotency_key, fingerprint, patient_id=patient_id,
+                                             actor_id=actor_id, now=now)
                     if earlier is not None:
-                        return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id,
-                                            now=now)
+                        return earlier
                 problems = self._tracking.check(event.kind, nudge_id=event.nudge_id, properties=event.properties)
                 if problems:
-                    if idempotency_key is not None:  # a quarantined request retried (looked up on misfits only)
-                        earlier_aside = set_aside_earlier(uow.session, patient_id, idempotency_key)
-                        if earlier_aside is not None:
-                            return self._replay_aside(uow, *earlier_aside, fingerprint, patient_id=patient_id,
-                                                      actor_id=actor_id, now=now)
                     aside, events = self._tracking.set_aside(
                         uow.session, patient_id=patient_id, type_=event.kind, nudge_id=event.nudge_id,
                         session_id=event.session_id, occurred_at=event.occurred_at, properties=event.properties,
@@ -182,22 +193,25 @@ class EventRecorder:
         """Lost the race on (patient_id, idempotency_key): answer as the winner did."""
         with self._uow_factory() as uow:
             patient_id = self._patient(uow.session, source_id)
-            earlier = _stored(uow.session, patient_id, key)
+            earlier = self._answered(uow, key, fingerprint, patient_id=patient_id, actor_id=actor_id, now=now)
             if earlier is not None:
-                return self._replay(uow, earlier, fingerprint, patient_id=patient_id, actor_id=actor_id, now=now)
-            earlier_aside = set_aside_earlier(uow.session, patient_id, key)
-            if earlier_aside is not None:
-                return self._replay_aside(uow, *earlier_aside, fingerprint, patient_id=patient_id, actor_id=actor_id,
-                                          now=now)
+                return earlier
             raise Conflict("the event could not be stored; retry")  # the conflict was not about the key after all
 
-    def _replay(
-        self, uow: UnitOfWork, stored: Mapping[str, Any], fingerprint: str, *, patient_id: str,
-        actor_id: str | None, now: datetime,
-    ) -> RecordedEvent:
-        """The stored answer to a repeated key, with an ``event_replayed`` record: the request read the patient's
-        data (a key reused for another request is a :class:`Conflict`, audited as a denial)."""
-        answer = _replay(stored, fingerprint)
+    def _answered(
+        self, uow: UnitOfWork, key: str, fingerprint: str, *, patient_id: str, actor_id: str | None, now: datetime,
+    ) -> RecordedEvent | None:
+        """The first answer to ``key`` (stored event or quarantined request) given again, with an ``event_replayed``
+        record: the request read the patient's data. None when the key is new. A key reused for another request is a
+        :class:`Conflict`, audited as a denial."""
+        row = uow.session.execute(EARLIER_ANSWER, {"pid": patient_id, "key": key}).first()
+        if row is None:
+            return None
+        if row.intake_id is not None:
+            aside = set_aside_answer(row.intake_id, row.problems or (), row.plan_version)
+            return self._replay_aside(uow, aside, row.request, fingerprint, patient_id=patient_id, actor_id=actor_id,
+                                      now=now)
+        answer = _replay(dict(row.response), fingerprint)
         self._audit_replay(uow, patient_id=patient_id, actor_id=actor_id, now=now, nudge_id=answer.body.get("nudge_id"),
                            details={"event_id": answer.body.get("event_id")})
         return answer
@@ -266,11 +280,6 @@ def _quarantined_body(aside: SetAside) -> dict[str, Any]:
         "status": "quarantined", "intake_id": aside.intake_id, "plan_version": aside.plan_version,
         "problems": [{"field": p.field, "code": p.code} for p in aside.problems],
     }
-
-
-def _stored(session: Session, patient_id: str, key: str) -> dict[str, Any] | None:
-    row = session.execute(STORED_ANSWER, {"pid": patient_id, "key": key}).first()
-    return dict(row.response) if row is not None else None
 
 
 def _replay(stored: Mapping[str, Any], fingerprint: str) -> RecordedEvent:

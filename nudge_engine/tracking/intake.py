@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.orm import new_id
@@ -56,7 +56,7 @@ class TrackingGate:
         actor_id: str | None, idempotency_key: str | None = None, request: str | None = None,
     ) -> tuple[SetAside, list[AuditEvent]]:
         """Store the misfit (refused: problems only; quarantined: with its envelope, and the request's
-        ``idempotency_key`` and fingerprint ``request``, for :func:`set_aside_earlier`) in the caller's
+        ``idempotency_key`` and fingerprint ``request``, for a retry's first answer) in the caller's
         transaction."""
         quarantined = self.mode is TrackingMode.QUARANTINE
         intake_id = new_id()
@@ -80,16 +80,10 @@ class TrackingGate:
         return result, [event]
 
 
-def set_aside_earlier(session: Session, patient_id: str, idempotency_key: str) -> tuple[SetAside, str | None] | None:
-    """The quarantined request ``idempotency_key`` already answered for the patient, with its fingerprint."""
-    row = session.execute(
-        select(EventIntakeRow.id, EventIntakeRow.problems, EventIntakeRow.plan_version, EventIntakeRow.request)
-        .where(EventIntakeRow.patient_id == patient_id, EventIntakeRow.idempotency_key == idempotency_key)
-    ).first()
-    if row is None:
-        return None
-    problems = tuple(Problem(field, code, "") for field, _, code in (entry.rpartition(":") for entry in row.problems))
-    return SetAside(row.id, TrackingMode.QUARANTINE, problems, row.plan_version), row.request
+def set_aside_answer(intake_id: str, problems: Sequence[str], plan_version: str) -> SetAside:
+    """The first answer to a quarantined request, from its row's columns (an Idempotency-Key that comes again)."""
+    found = tuple(Problem(field, code, "") for field, _, code in (entry.rpartition(":") for entry in problems))
+    return SetAside(intake_id, TrackingMode.QUARANTINE, found, plan_version)
 
 
 def _code(text: str) -> bool:

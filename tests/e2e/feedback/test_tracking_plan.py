@@ -159,3 +159,19 @@ def test_in_quarantine_mode_a_retried_misfit_gets_the_first_answer_and_is_set_as
     assert _stored(container) == (0, [("quarantined", "activity", ["body.properties.mood:unknown_property"])])
     kinds = [r.event_type for r in audit_records(container)]
     assert (kinds.count("event_quarantined"), kinds.count("event_replayed")) == (1, 1)
+
+
+def test_in_quarantine_mode_a_key_a_misfit_used_is_not_taken_by_a_valid_event(
+    quarantine_client: TestClient, container: Container, service_headers: Headers
+) -> None:
+    client = quarantine_client
+    client.put("/v1/patients/app-ada/context", json=bundle("app-ada"), headers=service_headers)
+    keyed = {**service_headers, "Idempotency-Key": "mood-2"}
+
+    first = client.post("/v1/patients/app-ada/events", json={**ACTIVITY, "properties": {"mood": "happy"}},
+                        headers=keyed)
+    valid = client.post("/v1/patients/app-ada/events", json=ACTIVITY, headers=keyed)
+
+    assert first.status_code == 202
+    assert valid.status_code == 409, valid.text
+    assert _stored(container) == (0, [("quarantined", "activity", ["body.properties.mood:unknown_property"])])
