@@ -78,7 +78,7 @@ from nudge_engine.adapters.orm import (
     ReadyNudgeRow,
     ReviewItemRow,
 )
-from nudge_engine.adapters.orm.feedback import PatientFeedbackRow
+from nudge_engine.adapters.orm.feedback import PatientFeedbackRow, PatientNudgeOutcomeRow
 from nudge_engine.adapters.orm.patients import PatientIdentifierRow
 from nudge_engine.audit.trail import AuditEvent, EventType, SessionFunction
 from nudge_engine.domain.context import PatientContext
@@ -252,6 +252,11 @@ LOCK_PATIENT = (
     .where(_patients.c.id == bindparam("pid"))
     .with_for_update()
 )
+_folded = cast("Table", PatientNudgeOutcomeRow.__table__).c
+# A patient's last deliveries (or serves) of each nudge that retention folded away since ``since``: read when the
+# queue rows of past serves are deleted sooner than the serve-time cooldowns reach back (low retention).
+FOLDED_DELIVERIES = select(_folded.nudge_id, _folded.last_delivered_at).where(
+    _folded.patient_id == bindparam("pid"), _folded.last_delivered_at >= bindparam("since"))
 _ev = cast("Table", PatientEventRow.__table__).c
 SESSION_EVENTS = (  # served by ix_patient_events_patient_time; a session holds a handful of events
     select(_ev.type, _ev.nudge_id, _ev.properties)
@@ -847,6 +852,7 @@ class DeliveryService:
         session_rules: SessionRules | None = None,
         session_window: timedelta = SESSION_WINDOW,
         snapshots: Callable[[], AbstractContextManager[Connection]] | None = None,
+        retained: timedelta | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._snapshots = snapshots  # SQLite: read-only transactions (snapshots) outside the write lock
@@ -861,6 +867,9 @@ class DeliveryService:
         self._observer: DeliveryObserver = observer or NullObserver()
         self._session_rules = session_rules or SessionRules()
         self._session_window = session_window
+        # ``retained``: how long finished queue rows are kept (the decision retention window). When the policy's
+        # cooldowns reach back further, the serves retention deleted are read from their folded aggregates too.
+        self._reads_folded = retained is not None and retained < self._policy.lookback
 
     def next_nudge(
         self, *, source_id: str, actor_id: str | None, session_id: str | None = None,
@@ -989,8 +998,7 @@ class DeliveryService:
     ) -> ServedNudge | None:
         """The winner among ``queue`` (:data:`SERVE_STATE` rows), its claim put in ``work``; None when nothing may
         be served."""
-        version, timezone = queue[0].patient_version, queue[0].timezone
-        served_before = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
+        version = queue[0].patient_version
         ready = _ready_in_order(session, queue, weights)
         live: list[Any] = []
         for r in ready:
@@ -1036,8 +1044,7 @@ class DeliveryService:
                         ))
                     continue
             if gate is None:
-                gate = self._policy.open(preferences=_preferences(queue[0]), timezone=timezone, now=now,
-                                         served=served_before)
+                gate = self._gate(session, queue, patient_id=patient_id, now=now)
             hold = gate.hold(nudge)
             if hold is not None:
                 work.hold = hold
@@ -1061,6 +1068,15 @@ class DeliveryService:
             )
             return ServedNudge(r.id, nudge, caution, now, r.expires_at, digest, rechecked)
         return None
+
+    def _gate(self, session: Reader, queue: Sequence[Any], *, patient_id: str, now: datetime) -> ServeGate:
+        """The serve-time burden check over the patient's preferences and past serves (``queue``'s served rows, and
+        with ``retained`` shorter than the lookback, the serves retention folded away)."""
+        served = [(r.nudge_id, r.served_at) for r in queue if r.status == "served" and r.served_at]
+        if self._reads_folded:
+            served += _folded_deliveries(session, patient_id, served, since=now - self._policy.lookback)
+        return self._policy.open(preferences=_preferences(queue[0]), timezone=queue[0].timezone, now=now,
+                                 served=served)
 
     def _session_order(
         self, session: Reader, *, patient_id: str, session_id: str, now: datetime, live: list[Any],
@@ -1114,6 +1130,17 @@ class DeliveryService:
                              recheck=verdict, reason=reason)
         )
         return session
+
+
+def _folded_deliveries(
+    session: Reader, patient_id: str, served: Sequence[tuple[str, datetime]], *, since: datetime
+) -> list[tuple[str, datetime]]:
+    """The last deliveries since ``since`` that retention folded away, of nudges with no serve still queued in
+    ``served``: a folded delivery of such a nudge is older than its stored serve, or that very serve, or the app's
+    report of it (counted once)."""
+    stored = {nudge_id for nudge_id, _ in served}
+    return [(str(r.nudge_id), r.last_delivered_at) for r in session.execute(
+        FOLDED_DELIVERIES, {"pid": patient_id, "since": since}) if r.nudge_id not in stored and r.nudge_id]
 
 
 def _row_locks(db: Connection) -> bool:

@@ -138,7 +138,7 @@ def create_app(
         delivery=DeliveryService(
             uow_factory=uow, vault=vault, audit=audit, clock=clock, guardrails=rules, nudges=content, policy=policy,
             review=review, observer=metrics, session_rules=session_rules, session_window=data.session_window,
-            snapshots=container.snapshot_reads,
+            snapshots=container.snapshot_reads, retained=data.decision_window,
         ),
         events=EventRecorder(uow_factory=uow, vault=vault, audit=audit, clock=clock, tracking=tracking,
                              max_age=data.event_window if data.low_retention else None),
