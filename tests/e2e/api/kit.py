@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -142,17 +143,25 @@ def seed_catalog(container: Container, *nudges: CatalogNudge) -> None:
         uow.commit()
 
 
+class _Digest(Enum):
+    AS_STORED = "the nudge's content as the nudges table has it"
+
+
+AS_STORED = _Digest.AS_STORED
+
+
 def seed_ready(
     container: Container, patient_id: str, nudge: CatalogNudge, *, score: float = 1.0, context_version: int = 1,
     expires_at: datetime | None = None, not_before: datetime | None = None, caution: list[str] | None = None,
     review_item_id: str | None = None, ruleset_digest: str = FakeGuardrails.ruleset_digest,
-    content_digest: str | None = ...,  # type: ignore[assignment]
+    content_digest: str | _Digest | None = AS_STORED,
 ) -> str:
     """A ready row as a build under ``ruleset_digest`` (by default the fake rule set the app loads) queues it,
-    decided on ``content_digest`` (by default the nudge's content as the ``nudges`` table has it)."""
+    decided on ``content_digest`` (by default :data:`AS_STORED`, the nudge's content as the ``nudges`` table has
+    it; None: no digest recorded, as before migration 0009)."""
     seed_catalog(container, nudge)
     ready_id = new_id()
-    if content_digest is ...:
+    if content_digest is AS_STORED:
         content_digest = content_digest_of(container, nudge.id)
     with container.uow() as uow:
         uow.session.execute(

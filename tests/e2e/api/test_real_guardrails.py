@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,6 @@ from sqlalchemy import select
 from nudge_engine.adapters.orm import ReviewItemRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
-from nudge_engine.services.tokens import Role
 from tests.e2e.api.kit import (
     CatalogNudge,
     Clock,
@@ -32,6 +31,8 @@ WATER_BOTTLE = CatalogNudge("hyd-water-bottle", "hydration")
 MOUNTAIN_HIKE = CatalogNudge("ex-mountain-hike", "exercise", "vigorous")
 COQ_AU_VIN = CatalogNudge("diet-coq-au-vin", "diet")
 SHORT_WALK = CatalogNudge("ex-walk-10min", "exercise", "light")
+
+PutContext = Callable[..., Any]  # (app_id, *resources) -> the answer to PUT /context
 
 
 def queue(container: Container, patient_id: str, nudge: CatalogNudge, **row: Any) -> str:
@@ -61,23 +62,30 @@ def real_client(container: Container) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def put_context(real_client: TestClient, service_headers: dict[str, str]) -> PutContext:
+    """PUT the app patient's context: their Patient resource and ``resources``, as the service."""
+    def put(app_id: str, *resources: dict[str, Any]) -> Any:
+        return real_client.put(f"/v1/patients/{app_id}/context", json=bundle(app_id, *resources),
+                               headers=service_headers)
+    return put
+
+
 def test_the_shipped_rule_set_is_loaded_and_reported_ready(real_client: TestClient) -> None:
     body = real_client.get("/readyz").json()
     assert body["status"] == "ready" and body["ruleset"].startswith("sha256:")
 
 
 def test_blood_pressure_of_184_over_112_after_the_build_stops_the_brisk_walk(
-    real_client: TestClient, container: Container, tokens: dict[Role, str]
+    real_client: TestClient, container: Container, service_headers: dict[str, str], put_context: PutContext,
 ) -> None:
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
-    assert real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers).status_code == 201
+    assert put_context("app-dee").status_code == 201
     pid = surrogate_of(container, "app-dee")
     walk = queue(container, pid, BRISK_WALK, score=0.9)
     water = queue(container, pid, WATER_BOTTLE, score=0.2)
 
-    put = real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee", blood_pressure(184, 112)),
-                          headers=headers)
-    served = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
+    put = put_context("app-dee", blood_pressure(184, 112))
+    served = real_client.get("/v1/patients/app-dee/next-nudge", headers=service_headers)
 
     assert put.json()["ready_nudges"] == {"kept": 1, "superseded": 1}
     assert ready_status(container, walk) == "superseded"
@@ -87,16 +95,15 @@ def test_blood_pressure_of_184_over_112_after_the_build_stops_the_brisk_walk(
 
 
 def test_the_catalogs_burden_limits_hold_at_serve_time(
-    real_client: TestClient, container: Container, tokens: dict[Role, str]
+    real_client: TestClient, container: Container, service_headers: dict[str, str], put_context: PutContext,
 ) -> None:
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
-    real_client.put("/v1/patients/app-dee/context", json=bundle("app-dee"), headers=headers)
+    put_context("app-dee")
     pid = surrogate_of(container, "app-dee")
     queue(container, pid, WATER_BOTTLE, score=0.9)
     queue(container, pid, CatalogNudge("hyd-8-glasses", "hydration"), score=0.5)
 
-    first = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
-    second = real_client.get("/v1/patients/app-dee/next-nudge", headers=headers)
+    first = real_client.get("/v1/patients/app-dee/next-nudge", headers=service_headers)
+    second = real_client.get("/v1/patients/app-dee/next-nudge", headers=service_headers)
 
     assert first.status_code == 200
     assert second.status_code == 204  # one hydration nudge per day (catalog category cap)
@@ -104,40 +111,39 @@ def test_the_catalogs_burden_limits_hold_at_serve_time(
 
 
 def test_a_seasonal_catalog_nudge_is_served_inside_its_window_by_the_services_clock_and_not_after(
-    real_client: TestClient, container: Container, tokens: dict[Role, str], clock: Clock
+    real_client: TestClient, container: Container, service_headers: dict[str, str], clock: Clock,
+    put_context: PutContext,
 ) -> None:
     # the catalog's mountain hike runs from May to October 2025: the service's clock decides, not the host's
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     clock.now = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
-    assert real_client.put("/v1/patients/app-eve/context", json=bundle("app-eve"), headers=headers).status_code == 201
+    assert put_context("app-eve").status_code == 201
     pid = surrogate_of(container, "app-eve")
     in_season = queue(container, pid, MOUNTAIN_HIKE)
 
-    served = real_client.get("/v1/patients/app-eve/next-nudge", headers=headers)
+    served = real_client.get("/v1/patients/app-eve/next-nudge", headers=service_headers)
 
     assert served.status_code == 200 and served.json()["delivery_id"] == in_season
     clock.now = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
     out_of_season = queue(container, pid, MOUNTAIN_HIKE)
-    assert real_client.get("/v1/patients/app-eve/next-nudge", headers=headers).status_code == 204
+    assert real_client.get("/v1/patients/app-eve/next-nudge", headers=service_headers).status_code == 204
     assert ready_status(container, out_of_season) == "superseded"
 
 
 def test_a_context_update_rechecks_ready_nudges_on_the_context_as_stored(
-    real_client: TestClient, container: Container, tokens: dict[Role, str]
+    real_client: TestClient, container: Container, service_headers: dict[str, str]
 ) -> None:
     """Born 2005-03-01: 21 on the exact date at noon on 2026-03-10, but the store keeps a year and a month, and
     every serve judges by the youngest age they allow (20). The update's re-check must judge as serves do."""
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
     born = {**patient_resource("app-eve", birth="2005-03-01")}
     first = bundle("app-eve", with_patient=False)
     first["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
-    assert real_client.put("/v1/patients/app-eve/context", json=first, headers=headers).status_code == 201
+    assert real_client.put("/v1/patients/app-eve/context", json=first, headers=service_headers).status_code == 201
     pid = surrogate_of(container, "app-eve")
     coq = queue(container, pid, COQ_AU_VIN, context_version=0, ruleset_digest=container.ruleset.digest)
     second = bundle("app-eve", condition("38341003"), with_patient=False)  # hypertension: a changed context
     second["entry"].insert(0, {"fullUrl": "urn:uuid:Patient-app-eve", "resource": born})
 
-    put = real_client.put("/v1/patients/app-eve/context", json=second, headers=headers)
+    put = real_client.put("/v1/patients/app-eve/context", json=second, headers=service_headers)
 
     assert put.status_code == 200, put.text
     assert put.json()["ready_nudges"] == {"kept": 0, "superseded": 1}
@@ -151,15 +157,13 @@ def _pending_items(container: Container, patient_id: str) -> list[Any]:
 
 
 def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_it_on_the_next(
-    real_client: TestClient, container: Container, tokens: dict[Role, str]
+    real_client: TestClient, container: Container, service_headers: dict[str, str], put_context: PutContext,
 ) -> None:
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
-    assert real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay"), headers=headers).status_code == 201
+    assert put_context("app-fay").status_code == 201
     pid = surrogate_of(container, "app-fay")
     walk = queue(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
 
-    raised = real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay", blood_pressure(150, 112)),
-                             headers=headers)  # EX-03: even a light walk waits for a clinician
+    raised = put_context("app-fay", blood_pressure(150, 112))  # EX-03: even a light walk waits for a clinician
 
     assert raised.json()["ready_nudges"] == {"kept": 0, "superseded": 1}
     assert ready_status(container, walk) == "superseded"
@@ -169,7 +173,7 @@ def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_
     assert [r.details["review_item"] for r in audit_records(container) if r.event_type == "queued"] == [item.id]
 
     # The reading was entered for the wrong patient: the item has nothing left for a clinician to decide.
-    real_client.put("/v1/patients/app-fay/context", json=bundle("app-fay"), headers=headers)
+    put_context("app-fay")
 
     [after] = _pending_items(container, pid)
     assert (after.id, after.status, after.version) == (item.id, "expired", item.version + 1)
@@ -178,16 +182,15 @@ def test_a_context_change_queues_a_nudge_that_now_needs_review_and_re_evaluates_
 
 
 def test_a_pending_item_that_becomes_urgent_on_a_new_reading_is_escalated_with_the_new_evidence(
-    real_client: TestClient, container: Container, tokens: dict[Role, str]
+    real_client: TestClient, container: Container, service_headers: dict[str, str], put_context: PutContext,
 ) -> None:
-    headers = {"Authorization": f"Bearer {tokens[Role.SERVICE]}"}
-    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus"), headers=headers)
+    put_context("app-gus")
     pid = surrogate_of(container, "app-gus")
     queue(container, pid, SHORT_WALK, context_version=1, ruleset_digest=container.ruleset.digest)
-    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus", blood_pressure(150, 112)), headers=headers)
+    put_context("app-gus", blood_pressure(150, 112))
     [routine] = _pending_items(container, pid)
 
-    real_client.put("/v1/patients/app-gus/context", json=bundle("app-gus", blood_pressure(230, 130)), headers=headers)
+    put_context("app-gus", blood_pressure(230, 130))
 
     [urgent] = _pending_items(container, pid)
     assert (urgent.id, urgent.status, urgent.version) == (routine.id, "pending", routine.version + 1)
