@@ -10,7 +10,8 @@ and the answer it gave, in one transaction; any later request with the same key 
 answer back and changes nothing. Concurrent duplicates race on the unique constraint
 ``(patient_id, idempotency_key)``: exactly one insert wins, the others roll back and replay the
 winner's answer. The same key with a different request body is a :class:`Conflict`. A key is answered once
-whichever way its first request went: one that a quarantined misfit used is not taken by a valid event later.
+whichever way its first request went: one that a quarantined misfit used is not taken by a valid event, and
+on PostgreSQL requests with one key take turns (:data:`KEY_TURN`), so the two cannot race past each other.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, null, select, union_all
+from sqlalchemy import Table, bindparam, insert, null, select, text, union_all
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -52,8 +53,7 @@ _i = cast("Table", EventIntakeRow.__table__).c
 # The first answer to a patient's (``pid``) Idempotency-Key (``key``), wherever it was given: a stored event
 # (its ``response``) or a quarantined request (its intake row: id, problems, plan version and fingerprint).
 # One statement, run before any keyed request is checked or stored: a key is answered once, whatever the
-# tracking mode was or is now. (Each table keeps its keys unique; two requests racing with one key, one
-# valid and one a misfit, could still each be kept once.)
+# tracking mode was or is now.
 EARLIER_ANSWER = union_all(
     select(_e.response, sql_cast(null(), _i.id.type).label("intake_id"), sql_cast(null(), _i.problems.type)
            .label("problems"), sql_cast(null(), _i.plan_version.type).label("plan_version"),
@@ -62,6 +62,11 @@ EARLIER_ANSWER = union_all(
     select(sql_cast(null(), _e.response.type), _i.id, _i.problems, _i.plan_version, _i.request)
     .where(_i.patient_id == bindparam("pid"), _i.idempotency_key == bindparam("key")),
 )
+# PostgreSQL: requests with one patient's key take turns from the look-up to their commit (a transaction-level
+# advisory lock on the key's hash; a collision only makes two keys wait for each other). Without it a valid event
+# and a quarantined misfit with one key could each find it unused and be stored in their own tables. SQLite's
+# transactions hold its one write lock from BEGIN, which already makes them take turns.
+KEY_TURN = text("SELECT pg_advisory_xact_lock(hashtextextended(:pid || '/' || :key, 0))")
 WAS_SERVED = (
     select(_ready.id)
     .where(_ready.patient_id == bindparam("pid"), _ready.nudge_id == bindparam("nid"), _ready.status == "served")
@@ -157,6 +162,8 @@ class EventRecorder:
             with self._uow_factory() as uow:
                 patient_id = self._patient(uow.session, source_id)
                 if idempotency_key is not None:
+                    if uow.session.get_bind().dialect.name == "postgresql":
+                        uow.session.execute(KEY_TURN, {"pid": patient_id, "key": idempotency_key})
                     earlier = self._answered(uow, idempotency_key, fingerprint, patient_id=patient_id,
                                              actor_id=actor_id, now=now)
                     if earlier is not None:

@@ -7,6 +7,7 @@ with one Idempotency-Key store exactly one event and all get the same answer.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from nudge_engine.adapters.orm.feedback import EventIntakeRow
 from nudge_engine.bootstrap import Container
 from nudge_engine.entrypoints.api import create_app
 from nudge_engine.services.delivery import PreferenceServePolicy, StoredNudges
+from nudge_engine.services.events import EventRecorder
 from nudge_engine.services.tokens import TokenService
 from nudge_engine.tracking.settings import DataSettings, TrackingMode
 from tests.e2e.api.kit import (
@@ -158,3 +160,35 @@ def test_concurrent_duplicates_of_a_quarantined_event_set_it_aside_once(containe
         assert uow.session.execute(select(func.count()).select_from(EventIntakeRow)).scalar_one() == 1
     kinds = [r.event_type for r in audit_records(container)]
     assert (kinds.count("event_quarantined"), kinds.count("event_replayed")) == (1, 19)
+
+
+def test_a_key_raced_by_a_valid_event_and_a_quarantined_misfit_is_answered_once(
+    container: Container, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = TokenService(uow_factory=container.uow, audit=container.audit, clock=container.clock).create(
+        role="service", name="load"
+    )
+    headers = {"Authorization": f"Bearer {token.secret}", "Idempotency-Key": "walk-or-mood"}
+    app = create_app(container, guardrails=FakeGuardrails(), serve_policy=PreferenceServePolicy(),
+                     nudges=StoredNudges(), data=DataSettings(tracking_mode=TrackingMode.QUARANTINE))
+    valid: dict[str, Any] = {"type": "activity", "occurred_at": "2026-03-10T11:00:00Z", "properties": {"minutes": 20}}
+    misfit: dict[str, Any] = {**valid, "properties": {"minutes": 20, "mood": "happy"}}
+    looked_up = EventRecorder._answered
+
+    def slow_lookup(self: EventRecorder, *args: Any, **kwargs: Any) -> Any:
+        found = looked_up(self, *args, **kwargs)
+        time.sleep(0.3)  # both requests have looked the key up before either stores anything
+        return found
+
+    with live_server(app) as base:
+        _enrol(base, {"Authorization": headers["Authorization"]}, "app-ada")
+        monkeypatch.setattr(EventRecorder, "_answered", slow_lookup)
+        bodies = iter([valid, misfit])
+        answers = _all_at_once(2, lambda: httpx.post(f"{base}/v1/patients/app-ada/events", json=next(bodies),
+                                                     headers=headers, timeout=60))
+
+    with container.uow() as uow:
+        events = uow.session.execute(select(func.count()).select_from(PatientEventRow)).scalar_one()
+        aside = uow.session.execute(select(func.count()).select_from(EventIntakeRow)).scalar_one()
+    assert events + aside == 1, [r.text for r in answers]  # one first answer for the key, whichever came first
+    assert sorted(r.status_code for r in answers) == sorted([201 if events else 202, 409])
