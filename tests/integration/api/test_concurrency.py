@@ -1,7 +1,8 @@
 """Concurrency through a real uvicorn server on 127.0.0.1, on SQLite and PostgreSQL.
 
 Concurrent serves never hand out the same ready row twice; 50 concurrent duplicates of an event
-with one Idempotency-Key store exactly one event and all get the same answer.
+with one Idempotency-Key store exactly one event and all get the same answer; a valid event and a
+quarantined misfit racing with one key are answered once.
 """
 
 from __future__ import annotations
