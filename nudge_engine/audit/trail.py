@@ -56,10 +56,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, LargeBinary, Table, bindparam, insert, literal_column, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from nudge_engine.adapters.driver_statements import DriverStatement
+from nudge_engine.adapters.driver_statements import DriverStatement, run_on_cursor
 from nudge_engine.adapters.orm.audit import AuditChainHeadRow, AuditRecordRow
 from nudge_engine.audit.canonical import GENESIS_HASH, json_text, record_bytes, record_splice, timestamp
 from nudge_engine.audit.checkpoints import Checkpoint, create_checkpoint
@@ -442,20 +441,11 @@ def _send(connection: Connection, cursor: Any, message: str) -> None:
 
     Not through ``Connection.exec_driver_sql``: its execution context and result, built for an answer
     nobody reads, cost about as much of the request's interpreter time as sending the message. What
-    SQLAlchemy would do on a failure is done here: the driver's error is wrapped (``.orig`` keeps the
-    SQLSTATE callers look at), and a connection found dead is invalidated, so the pool replaces it.
+    SQLAlchemy would do on a failure is done by :func:`run_on_cursor`: the driver's error is wrapped
+    (``.orig`` keeps the SQLSTATE callers look at), and a connection found dead is invalidated.
     """
-    dialect = connection.dialect
-    error = dialect.loaded_dbapi.Error
     try:
-        cursor.execute(message)
-    except error as exc:
-        dead = dialect.is_disconnect(exc, connection.connection, cursor)
-        if dead:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            message, None, exc, error, hide_parameters=True, connection_invalidated=dead, dialect=dialect
-        ) from exc
+        run_on_cursor(connection, cursor, message)
     finally:
         cursor.close()
 
