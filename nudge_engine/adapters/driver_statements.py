@@ -50,9 +50,7 @@ class DriverStatement:
         found = self._by_dialect.get(dialect.name)
         if found is not None:
             return found
-        compiled = self.statement.compile(dialect=dialect)
-        if not isinstance(compiled, SQLCompiler):  # pragma: no cover - DML and SELECT compile to SQL
-            raise TypeError(f"{type(compiled).__name__}: not an SQL statement")
+        compiled = _sql(self.statement, dialect)
         if not compiled.positional or compiled.positiontup is None:
             raise ValueError(f"{dialect.name}: driver statements need positional parameters")
         slots = _slots([(name, compiled.binds[name]) for name in compiled.positiontup], dialect)
@@ -105,9 +103,7 @@ class DriverQuery:
         found = self._by_dialect.get(dialect.name)
         if found is not None:
             return found
-        compiled = self.statement.compile(dialect=dialect)
-        if not isinstance(compiled, SQLCompiler):  # pragma: no cover - a SELECT compiles to SQL
-            raise TypeError(f"{type(compiled).__name__}: not an SQL statement")
+        compiled = _sql(self.statement, dialect)
         if compiled.positional:  # one value per placeholder, in order
             binds = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
         else:  # one value per name
@@ -157,6 +153,14 @@ class DriverQuery:
                 values[i] = convert(values[i])
             out.append(tuple(values))
         return out
+
+
+def _sql(statement: ClauseElement, dialect: Dialect) -> SQLCompiler:
+    """``statement`` compiled for ``dialect``."""
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):  # pragma: no cover - DML and SELECT compile to SQL
+        raise TypeError(f"{type(compiled).__name__}: not an SQL statement")
+    return compiled
 
 
 def _slots(binds: list[tuple[str, Any]], dialect: Dialect) -> tuple[Slot, ...]:

@@ -1,4 +1,5 @@
-"""A :class:`DriverStatement` sends the driver what ``Connection.execute`` of its statement sends."""
+"""A :class:`DriverStatement` sends the driver what ``Connection.execute`` of its statement sends; a
+:class:`DriverQuery` returns the rows it returns."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, event, select, update
+from sqlalchemy import Engine, bindparam, event, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 
 from nudge_engine.adapters.database import make_engine
-from nudge_engine.adapters.driver_statements import DriverStatement
+from nudge_engine.adapters.driver_statements import DriverQuery, DriverStatement
 from nudge_engine.adapters.migrations import upgrade
 from nudge_engine.adapters.orm import PatientRow, ReadyNudgeRow
 from nudge_engine.audit.trail import HASH_FUNCTION, INSERT_ONE, spliced_hash
-from nudge_engine.services.delivery import CLAIM_SERVED
+from nudge_engine.services.delivery import CLAIM_SERVED, SERVE_STATE, SERVE_STATE_ROWS
 
 NOW = datetime(2026, 12, 1, 9, 30, 0, 250, tzinfo=UTC)
 CLAIM = {"rid": "r1", "b_now": NOW, "pid": "p1", "version": 3, "prefs_at": None, "since": NOW - timedelta(days=8),
@@ -90,3 +92,47 @@ def test_in_lists_and_named_parameter_styles_are_refused(sqlite_engine: Engine) 
         in_list.values(sqlite_engine.dialect, {"ids": ["a"]})
     with pytest.raises(ValueError, match="positional"):
         DriverStatement(CLAIM_SERVED["postgresql"][0]).values(postgresql.psycopg.dialect(), CLAIM)
+
+
+def _queue(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as db:
+        db.execute(PatientRow.__table__.insert(), {"id": "p1", "shard_key": 1, "created_at": NOW, "timezone": "UTC"})
+        db.execute(ReadyNudgeRow.__table__.insert(), [
+            {"id": f"r{i}", "patient_id": "p1", "nudge_id": f"n{i}", "status": status, "score": 0.5 + i / 8,
+             "caution": ["rest first"] if i else [], "context_version": 1, "ruleset_digest": "sha256:x",
+             "created_at": NOW, "not_before": NOW if i == 1 else None, "expires_at": NOW + timedelta(days=i),
+             "served_at": NOW - timedelta(hours=i) if status == "served" else None}
+            for i, status in enumerate(["ready", "ready", "served"])
+        ])
+
+
+def test_a_driver_query_returns_the_rows_connection_execute_returns(engine: Engine) -> None:
+    _queue(engine)
+    params = {"pid": "p1", "since": NOW - timedelta(days=8)}
+    with engine.connect() as db:
+        expected = [tuple(row) for row in db.execute(SERVE_STATE, params).all()]
+        first, again = SERVE_STATE_ROWS.rows(db, params), SERVE_STATE_ROWS.rows(db, params)
+
+    assert len(expected) == 3
+    assert first == again == expected
+    rows = [dict(zip(SERVE_STATE.selected_columns.keys(), row, strict=True)) for row in first]
+    served = next(row for row in rows if row["id"] == "r2")
+    assert served["served_at"] == NOW - timedelta(hours=2) and served["served_at"].utcoffset() == timedelta(0)
+    assert {row["id"]: row["flagged"] for row in rows} == {"r0": False, "r1": False, "r2": False}
+
+
+def test_a_driver_query_is_seen_by_the_engines_listeners(engine: Engine) -> None:
+    _queue(engine)
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, statement, *_a: seen.append(statement))
+    with engine.connect() as db:
+        SERVE_STATE_ROWS.rows(db, {"pid": "p1", "since": NOW})
+    assert len(seen) == 1 and "ready_nudges" in seen[0]
+
+
+def test_a_driver_query_that_fails_raises_sqlalchemys_error_with_the_drivers(engine: Engine) -> None:
+    missing = DriverQuery(select(literal_column("1")).select_from(text("no_such_table")))
+    with engine.connect() as db, pytest.raises(DBAPIError) as raised:
+        missing.rows(db, {})
+    assert isinstance(raised.value.orig, engine.dialect.loaded_dbapi.Error)
