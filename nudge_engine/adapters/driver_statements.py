@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
@@ -36,6 +36,24 @@ class _Compiled:
 
 
 _REQUIRED = object()
+_Made = TypeVar("_Made")
+
+
+class _PerDialect(Generic[_Made]):
+    """What ``make`` makes of a statement for a dialect, made on first use and kept (one per dialect name)."""
+
+    def __init__(self, make: Callable[[Dialect], _Made]) -> None:
+        self._make = make
+        self._found: dict[str, _Made] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, dialect: Dialect) -> _Made:
+        found = self._found.get(dialect.name)
+        if found is None:
+            found = self._make(dialect)
+            with self._lock:
+                self._found[dialect.name] = found
+        return found
 
 
 class DriverStatement:
@@ -43,21 +61,14 @@ class DriverStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, _Compiled] = {}
-        self._lock = threading.Lock()
+        self._compiled = _PerDialect(self._compile)
 
-    def _compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._by_dialect.get(dialect.name)
-        if found is not None:
-            return found
+    def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = _sql(self.statement, dialect)
         if not compiled.positional or compiled.positiontup is None:
             raise ValueError(f"{dialect.name}: driver statements need positional parameters")
         slots = _slots([(name, compiled.binds[name]) for name in compiled.positiontup], dialect)
-        found = _Compiled(compiled.string, slots)
-        with self._lock:
-            self._by_dialect[dialect.name] = found
-        return found
+        return _Compiled(compiled.string, slots)
 
     def values(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's values for ``params`` (a missing required value raises ``KeyError``)."""
@@ -95,24 +106,18 @@ class DriverQuery:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, _Query] = {}
+        self._compiled = _PerDialect(self._compile)
         self._converting: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
         self._lock = threading.Lock()
 
-    def _compiled(self, dialect: Dialect) -> _Query:
-        found = self._by_dialect.get(dialect.name)
-        if found is not None:
-            return found
+    def _compile(self, dialect: Dialect) -> _Query:
         compiled = _sql(self.statement, dialect)
         if compiled.positional:  # one value per placeholder, in order
             binds = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
         else:  # one value per name
             binds = list({name: bind for bind, name in compiled.bind_names.items()}.items())
         types = tuple(column.type.dialect_impl(dialect) for column in compiled._result_columns)
-        found = _Query(compiled.string, _slots(binds, dialect), not compiled.positional, types)
-        with self._lock:
-            self._by_dialect[dialect.name] = found
-        return found
+        return _Query(compiled.string, _slots(binds, dialect), not compiled.positional, types)
 
     def _converters(self, dialect: Dialect, cursor: Any) -> list[tuple[int, Callable[[Any], Any]]]:
         """(column, converter) for the columns whose values SQLAlchemy converts, from the first run's cursor
