@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 
 from nudge_engine.adapters import json_codec
+from nudge_engine.adapters.liveness import check_liveness
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -153,7 +154,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20,
+    engine = create_engine(
+        url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20,
         json_serializer=json_codec.dumps, json_deserializer=json_codec.loads,
     )
+    check_liveness(engine)  # pool_pre_ping's safety without its round trip per checkout
+    return engine
