@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
@@ -125,6 +125,13 @@ class QueuedSQLiteDialect(SQLiteDialect_pysqlite):
 
 
 registry.register("sqlite.queued", __name__, "QueuedSQLiteDialect")
+
+
+def writers_take_turns(dialect: Dialect) -> bool:
+    """Whether every write transaction holds the database's one write lock from its start (SQLite: each begins
+    with ``BEGIN IMMEDIATE``, see :class:`QueuedSQLiteDialect`), so that writers need no row or advisory lock
+    to take turns. PostgreSQL's writers run at once and lock what they must."""
+    return dialect.name == "sqlite"
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

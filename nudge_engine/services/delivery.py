@@ -68,6 +68,7 @@ from sqlalchemy.orm import Session
 
 from nudge_engine.adapters import json_codec
 from nudge_engine.adapters.context_store import load_contexts
+from nudge_engine.adapters.database import writers_take_turns
 from nudge_engine.adapters.driver_statements import DriverQuery, DriverStatement
 from nudge_engine.adapters.orm import (
     NudgeRow,
@@ -809,7 +810,7 @@ class Claim:
 
     def run(self, connection: Connection) -> None:
         seen = self.reading
-        if _row_locks(connection):  # the lock first, then the compare-and-set by a statement of its own
+        if not writers_take_turns(connection.dialect):  # the lock, then a compare-and-set of its own
             lock_patient(connection, seen.patient_id)
         if self.expired:
             connection.execute(MARK_EXPIRED, {"ids": list(self.expired)})
@@ -933,7 +934,7 @@ class DeliveryService:
             return served, work
         with self._uow_factory() as uow:
             db = uow.session.connection()
-            row_locks = _row_locks(db)
+            row_locks = not writers_take_turns(db.dialect)
             work = _Pass(may_write=locked or not row_locks)  # SQLite holds the write lock from BEGIN
             served, patient_id, reading = self._read_and_pick(
                 uow.session, source_id, work, lock=locked and row_locks, since=since, now=now, actor_id=actor_id,
@@ -983,7 +984,7 @@ class DeliveryService:
         else:
             if work.expired:  # PostgreSQL: the patient's lock first, the order every writer of the queue keeps
                 db = uow.session.connection()
-                if not work.may_write and _row_locks(db):
+                if not work.may_write and not writers_take_turns(db.dialect):
                     lock_patient(db, patient_id)
                 db.execute(MARK_EXPIRED, {"ids": work.expired})
             outcome = work.hold.reason if work.hold else "held_by_session" if work.session_held else "none_ready"
@@ -1145,11 +1146,6 @@ def _folded_deliveries(
     stored = {nudge_id for nudge_id, _ in served}
     return [(str(r.nudge_id), r.last_delivered_at) for r in session.execute(
         FOLDED_DELIVERIES, {"pid": patient_id, "since": since}) if r.nudge_id not in stored and r.nudge_id]
-
-
-def _row_locks(db: Connection) -> bool:
-    """Whether the patient's row must be locked (PostgreSQL); SQLite's transaction already holds the write lock."""
-    return db.dialect.name != "sqlite"
 
 
 def _preferences(row: Any) -> Preferences | None:

@@ -29,6 +29,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from nudge_engine.adapters.database import writers_take_turns
 from nudge_engine.adapters.orm import PatientEventRow, PatientRow, ReadyNudgeRow, new_id
 from nudge_engine.adapters.orm.feedback import EventIntakeRow
 from nudge_engine.audit.trail import AuditEvent, EventType
@@ -162,7 +163,7 @@ class EventRecorder:
             with self._uow_factory() as uow:
                 patient_id = self._patient(uow.session, source_id)
                 if idempotency_key is not None:
-                    if uow.session.get_bind().dialect.name == "postgresql":
+                    if not writers_take_turns(uow.session.get_bind().dialect):
                         uow.session.execute(KEY_TURN, {"pid": patient_id, "key": idempotency_key})
                     earlier = self._answered(uow, idempotency_key, fingerprint, patient_id=patient_id,
                                              actor_id=actor_id, now=now)
