@@ -93,7 +93,7 @@ class DecisionRead(BaseModel):
 
 
 @router.get(
-    "/items", response_model=ReviewPageRead, responses=error_responses(401, 403, 422),
+    "/items", response_model=ReviewPageRead, responses=error_responses(401, 403, 422, 503),
     summary="The review queue, filtered, sorted and paged",
 )
 def list_items(
@@ -120,7 +120,7 @@ def list_items(
 
 
 @router.post(
-    "/items/{item_id}/decision", response_model=DecisionRead, responses=error_responses(401, 403, 404, 409, 422),
+    "/items/{item_id}/decision", response_model=DecisionRead, responses=error_responses(401, 403, 404, 409, 422, 503),
     summary="Approve or reject one review item with a coded reason",
 )
 def decide(item_id: ItemId, body: DecisionCreate, principal: Clinician, review: Review) -> DecisionRead:

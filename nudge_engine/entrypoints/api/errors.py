@@ -2,8 +2,9 @@
 
 Every error answer is ``{"detail": [{"code": "...", "msg": "..."}]}``: typed engine errors,
 request validation, authentication and authorisation, unknown routes (404), wrong methods (405),
-oversized bodies (413), unsupported media types (415) and unexpected failures (500). Messages name
-fields and ids, never patient data, and are never logged.
+oversized bodies (413), unsupported media types (415), a database that cannot be reached (503:
+nothing was stored, a retry may succeed) and unexpected failures (500). Messages name fields and ids,
+never patient data, and are never logged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nudge_engine.domain.errors import (
@@ -117,8 +119,19 @@ DESCRIPTIONS = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input; the message names the field (and FHIR resource)",
-    503: "Not ready, or busy with concurrent writers (nothing stored; retry)",
+    503: "Not ready, busy with concurrent writers, or the database out of reach (nothing stored; retry)",
 }
+
+
+DATABASE_UNAVAILABLE = "database_unavailable"
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database out of reach (refused or lost connection, server shutting down, an
+    operational failure of the server's) rather than a fault of the request or of this code."""
+    return isinstance(exc, DBAPIError) and (
+        isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    )
 
 
 def error_body(*items: tuple[str, str]) -> dict[str, Any]:
@@ -177,6 +190,13 @@ def install_error_handlers(app: FastAPI) -> None:
         msg = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, (code, msg), headers=exc.headers)
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unreachable(exc):
+            raise exc  # a fault of ours: the 500 of an unexpected failure
+        _note_reason(request, DATABASE_UNAVAILABLE)
+        _log.error(DATABASE_UNAVAILABLE, error_type=type(exc).__name__)
+        return error_response(503, (DATABASE_UNAVAILABLE, "the database cannot be reached; nothing was stored, retry"))
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.error("unhandled_error", error_type=type(exc).__name__)
         return error_response(500, ("internal_error", "internal error"))
@@ -184,4 +204,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NudgeEngineError, on_engine_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

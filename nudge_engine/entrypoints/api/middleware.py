@@ -23,7 +23,7 @@ import anyio.to_thread
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nudge_engine.entrypoints.api.errors import PayloadTooLarge, error_body
+from nudge_engine.entrypoints.api.errors import DATABASE_UNAVAILABLE, PayloadTooLarge, database_unreachable, error_body
 from nudge_engine.entrypoints.api.metrics import ApiMetrics
 from nudge_engine.logs import get_logger
 from nudge_engine.services.tokens import Denial, Principal, TokenService
@@ -90,7 +90,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 ex.status = int(message["status"])
                 if ex.status >= 400:
-                    await self._audit_denial(ex)
+                    await self._audit_denial_or_log(ex)
                 headers = [*message.get("headers", []), (b"x-request-id", ex.request_id.encode())]
                 message = {**message, "headers": headers}
                 ex.started = True
@@ -142,6 +142,16 @@ class RequestContextMiddleware:
         method = str(ex.scope["method"])
         self.metrics.observe_request(method, route, ex.status, elapsed)
         _log.info("request", method=method, route=route, status=ex.status, duration_ms=round(elapsed * 1000, 2))
+
+    async def _audit_denial_or_log(self, ex: _Exchange) -> None:
+        """Audit the refusal; when the refusal is the database being out of reach, its record cannot be stored
+        either: the failure is logged and the 503 still goes out. Any other audit failure fails the request."""
+        try:
+            await self._audit_denial(ex)
+        except Exception as audit_exc:
+            if ex.state.get("denial_reason") != DATABASE_UNAVAILABLE or not database_unreachable(audit_exc):
+                raise
+            _log.error("denial_audit_failed", error_type=type(audit_exc).__name__)
 
     async def _audit_denial(self, ex: _Exchange) -> None:
         if not str(ex.scope.get("path", "")).startswith(AUDITED_PREFIX):

@@ -57,7 +57,7 @@ class AuditVerifyRead(BaseModel):
     reason: str | None
 
 
-@router.get("/events", response_model=AuditPageRead, responses=error_responses(401, 403, 422),
+@router.get("/events", response_model=AuditPageRead, responses=error_responses(401, 403, 422, 503),
             summary="De-identified audit records, filtered by time, type, rule and decision, paged by sequence")
 def audit_events(
     principal: Auditor,
@@ -87,7 +87,7 @@ def audit_events(
     )
 
 
-@router.get("/verify", response_model=AuditVerifyRead, responses=error_responses(401, 403),
+@router.get("/verify", response_model=AuditVerifyRead, responses=error_responses(401, 403, 503),
             summary="Integrity of the whole audit trail: hash chain, head and signed checkpoints")
 def audit_verify(principal: Auditor, services: Services) -> AuditVerifyRead:
     container = services.container

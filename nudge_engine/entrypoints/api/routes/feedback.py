@@ -30,7 +30,7 @@ Services = Annotated[ApiServices, Depends(get_services)]
     "/v1/patients/{patient_id}/feedback",
     status_code=status.HTTP_201_CREATED,
     response_model=FeedbackRead,
-    responses=error_responses(401, 403, 404, 413, 422),
+    responses=error_responses(401, 403, 404, 413, 422, 503),
     summary="A patient flags a nudge: not right for me, unsafe for me, too many",
 )
 def give_feedback(
@@ -53,7 +53,7 @@ def give_feedback(
     "/v1/review/rule-reports",
     status_code=status.HTTP_201_CREATED,
     response_model=RuleReportRead,
-    responses=error_responses(401, 403, 404, 413, 422),
+    responses=error_responses(401, 403, 404, 413, 422, 503),
     summary="A clinician reports a rule that fired wrongly or failed to fire",
 )
 def report_rule(*, body: RuleReportCreate, principal: Clinician, services: Services) -> RuleReportRead:

@@ -123,7 +123,7 @@ def next_nudge_body(served: ServedNudge) -> bytes:
                              "(for a repeated Idempotency-Key, the first answer replayed)",
               "model": EventQuarantinedRead,
               "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "true on a replay"}}},
-        **error_responses(401, 403, 404, 409, 413, 422),
+        **error_responses(401, 403, 404, 409, 413, 422, 503),
     },
     summary="Record a patient event",
 )
@@ -186,7 +186,7 @@ _BUNDLE_SCHEMA = {"$ref": "#/components/schemas/BundleIn"}
     responses={
         200: {"description": "Context replaced (or unchanged)"},
         201: {"description": "Unknown patient enrolled", "model": ContextRead},
-        **error_responses(401, 403, 413, 415, 422),
+        **error_responses(401, 403, 413, 415, 422, 503),
     },
     openapi_extra={
         "requestBody": {
