@@ -8,8 +8,8 @@ cannot tell locally, as HikariCP does with its ``aliveBypassWindowMs``:
 - a connection back in the pool for less than ``bypass`` seconds has its socket polled without waiting.
   A server that ended the session (``pg_terminate_backend``, a restart, ``idle_session_timeout``) sent
   its notice and closed the socket, which makes the socket readable; only then is it pinged;
-- a connection idle for longer, or one the driver already knows is closed, is pinged as before (a closed
-  one is replaced without the ping).
+- a connection idle for longer is pinged as before; one the driver already knows is closed is replaced
+  without a ping.
 
 A ping that fails with a disconnect invalidates the pool, as ``pool_pre_ping`` does: a restarted server
 left every pooled connection dead. What the local check cannot see, a link that dropped silently inside
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 
 PING_BYPASS_S = 0.5  # HikariCP's default alive-bypass window
 _RETURNED_AT = "nudge_liveness_returned_at"  # in the connection record's info: when it last came back
@@ -47,8 +47,8 @@ def check_liveness(engine: Engine, *, bypass: float = PING_BYPASS_S,
 
     @event.listens_for(engine, "checkout")
     def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if getattr(dbapi_connection, "closed", False):
-            raise InvalidatePoolError("the driver reports the connection closed")
+        if getattr(dbapi_connection, "closed", False):  # this one only: the others are checked in their turn
+            raise DisconnectionError("the driver reports the connection closed")
         returned = record.info.get(_RETURNED_AT)
         if returned is not None and clock() - returned < bypass and not has_input(dbapi_connection):
             return

@@ -122,3 +122,13 @@ def test_the_engines_postgres_connections_survive_a_session_the_server_ended(pos
         assert _backend_pid(engine) != ended
     finally:
         engine.dispose()
+
+
+def test_a_connection_the_driver_closed_is_replaced_without_a_ping(pinged: tuple[Engine, list[Any]]) -> None:
+    engine, pings = pinged
+    with engine.connect() as db:
+        first = int(db.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        driver = db.connection.driver_connection
+    driver.close()  # type: ignore[union-attr]  # in the pool: as a failed call would leave it
+    assert _backend_pid(engine) != first
+    assert pings == []
