@@ -2,8 +2,8 @@
 
 Every error answer is ``{"detail": [{"code": "...", "msg": "..."}]}``: typed engine errors,
 request validation, authentication and authorisation, unknown routes (404), wrong methods (405),
-oversized bodies (413), unsupported media types (415), a database that cannot be reached (503:
-nothing was stored, a retry may succeed) and unexpected failures (500). Messages name fields and ids,
+oversized bodies (413), unsupported media types (415), an unavailable database (503: nothing was
+stored, a retry may succeed) and unexpected failures (500). Messages name fields and ids,
 never patient data, and are never logged.
 """
 
@@ -119,7 +119,7 @@ DESCRIPTIONS = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input; the message names the field (and FHIR resource)",
-    503: "Not ready, busy with concurrent writers, or the database out of reach (nothing stored; retry)",
+    503: "Not ready, busy with concurrent writers, or the database unavailable (nothing stored; retry)",
 }
 
 
@@ -127,8 +127,8 @@ DATABASE_UNAVAILABLE = "database_unavailable"
 
 
 def database_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database out of reach (refused or lost connection, server shutting down, an
-    operational failure of the server's) rather than a fault of the request or of this code."""
+    """Whether ``exc`` is the database unavailable (a refused or lost connection, a server shutting down, a
+    transaction the server gave up: PEP 249's operational errors) rather than a fault of the request or code."""
     return isinstance(exc, DBAPIError) and (
         isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
     )
@@ -195,7 +195,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc  # a fault of ours: the 500 of an unexpected failure
         _note_reason(request, DATABASE_UNAVAILABLE)
         _log.error(DATABASE_UNAVAILABLE, error_type=type(exc).__name__)
-        return error_response(503, (DATABASE_UNAVAILABLE, "the database cannot be reached; nothing was stored, retry"))
+        return error_response(503, (DATABASE_UNAVAILABLE, "the database is unavailable; nothing was stored, retry"))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.error("unhandled_error", error_type=type(exc).__name__)

@@ -144,7 +144,7 @@ class RequestContextMiddleware:
         _log.info("request", method=method, route=route, status=ex.status, duration_ms=round(elapsed * 1000, 2))
 
     async def _audit_denial_or_log(self, ex: _Exchange) -> None:
-        """Audit the refusal; when the refusal is the database being out of reach, its record cannot be stored
+        """Audit the refusal; when the refusal is the database being unavailable, its record cannot be stored
         either: the failure is logged and the 503 still goes out. Any other audit failure fails the request."""
         try:
             await self._audit_denial(ex)

@@ -57,7 +57,7 @@ def test_an_unreachable_database_answers_503_and_a_restored_one_serves_again(
     down = client.get(path, headers=service_headers)
     assert down.status_code == 503, down.text
     assert down.json() == {"detail": [{"code": "database_unavailable",
-                                       "msg": "the database cannot be reached; nothing was stored, retry"}]}
+                                       "msg": "the database is unavailable; nothing was stored, retry"}]}
     outage(False)
     assert client.get(path, headers=service_headers).status_code == 404
 
