@@ -934,10 +934,10 @@ class DeliveryService:
             return served, work
         with self._uow_factory() as uow:
             db = uow.session.connection()
-            row_locks = not writers_take_turns(db.dialect)
-            work = _Pass(may_write=locked or not row_locks)  # SQLite holds the write lock from BEGIN
+            take_turns = writers_take_turns(db.dialect)  # SQLite holds the write lock from BEGIN
+            work = _Pass(may_write=locked or take_turns)
             served, patient_id, reading = self._read_and_pick(
-                uow.session, source_id, work, lock=locked and row_locks, since=since, now=now, actor_id=actor_id,
+                uow.session, source_id, work, lock=locked and not take_turns, since=since, now=now, actor_id=actor_id,
                 session_id=session_id, weights=weights,
             )
             self._commit(uow, work, served, patient_id=patient_id, reading=reading, actor_id=actor_id, now=now)

@@ -117,7 +117,6 @@ def test_a_connection_without_a_pollable_socket_must_be_pinged() -> None:
 def test_the_engines_postgres_connections_survive_a_session_the_server_ended(postgres_server: PostgresServer) -> None:
     engine = make_engine(postgres_server.admin_url)
     try:
-        engine.pool.dispose()
         ended = _end_pooled_session(engine, postgres_server)
         assert _backend_pid(engine) != ended
     finally:
