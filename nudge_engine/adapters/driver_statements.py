@@ -149,8 +149,8 @@ class DriverQuery:
                 connection.dispatch.after_cursor_execute(connection, cursor, query.sql, bound, None, False)
         finally:
             cursor.close()
-        if not converting:
-            return [tuple(row) for row in fetched]
+        if not converting:  # the drivers' rows are tuples already (sqlite3's and psycopg's default row makers)
+            return fetched if not fetched or type(fetched[0]) is tuple else [tuple(row) for row in fetched]
         out: list[tuple[Any, ...]] = []
         for row in fetched:
             values = list(row)

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import case, select
+from sqlalchemy import JSON, ColumnElement, String, any_, bindparam, case, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from nudge_engine.adapters.bulk import chunked
 from nudge_engine.adapters.clinical_packs import load_clinical_rows
+from nudge_engine.adapters.driver_statements import DriverQuery
 from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, ReviewItemRow
 from nudge_engine.adapters.orm.feedback import PatientNudgeOutcomeRow
 from nudge_engine.adapters.shards import ShardClaim
@@ -29,6 +31,34 @@ class LoadedShard:
     context_versions: list[int]
     clinical: ClinicalRows  # patient i is patient_ids[i]
     batch: PatientBatch
+
+
+def _ids_in(dialect: str) -> ColumnElement[bool]:
+    """``patient_events.patient_id`` among the ids of one bound value (``ids``): a JSON array on SQLite, an array
+    on PostgreSQL, so that the statement's text is the same for any number of ids and compiles once."""
+    patient_id = PatientEventRow.patient_id
+    if dialect == "postgresql":
+        return patient_id == any_(bindparam("ids", type_=ARRAY(String)))
+    return patient_id.in_(select(func.json_each(bindparam("ids", type_=JSON)).table_valued("value").c.value))
+
+
+def _events_in_window(dialect: str) -> DriverQuery:
+    """A chunk of patients' events since ``since`` (any type) or ``since_delivered`` (deliveries), up to ``as_of``:
+    patient, type, nudge, the stored time (``stored_instant``) and an activity event's minutes. Plain values
+    from SQL, one index range per patient (patient_id, occurred_at), and no per-row objects."""
+    e = PatientEventRow
+    return DriverQuery(
+        select(e.patient_id, e.type, e.nudge_id, stored_instant(e.occurred_at),
+               case((e.type == "activity", json_number(e.properties, "minutes"))))
+        .where(_ids_in(dialect), e.occurred_at <= bindparam("as_of"),
+               (e.occurred_at >= bindparam("since"))
+               | ((e.type == "delivered") & (e.occurred_at >= bindparam("since_delivered"))))
+    )
+
+
+# On the driver's cursor: a shard's events are most of what a build reads (about 47 rows a patient), and
+# SQLAlchemy's result rows cost as much of the worker's time as the database takes to find them.
+EVENTS_IN_WINDOW = {dialect: _events_in_window(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _minutes_of(hhmm: str) -> int:
@@ -79,21 +109,10 @@ def load_shard(
 
     # Per-patient index look-ups (patient_id, occurred_at): a shard never scans the whole events table.
     # Plain values from SQL (stored times, minutes of activity events when a JSON number): no per-row objects.
-    e = PatientEventRow
     conn = session.connection()
-    minutes_of_activity = case((e.type == "activity", json_number(e.properties, "minutes")))
-    in_window = (e.occurred_at >= as_of - every) | (
-        (e.type == "delivered") & (e.occurred_at >= as_of - max(every, deliveries))
-    )
-    ev = [
-        row for chunk in chunked(ids)
-        for row in conn.execute(
-            select(e.patient_id, e.type, e.nudge_id, stored_instant(e.occurred_at), minutes_of_activity)
-            .where(
-                e.patient_id.in_(chunk), e.occurred_at <= as_of, in_window,
-            )
-        ).all()
-    ]
+    events_of = EVENTS_IN_WINDOW[conn.dialect.name]
+    window = {"as_of": as_of, "since": as_of - every, "since_delivered": as_of - max(every, deliveries)}
+    ev = [row for chunk in chunked(ids) for row in events_of.rows(conn, {"ids": list(chunk), **window})]
     if ev:
         patient_ids, types, nudge_ids, stamps, minutes = zip(*ev, strict=True)
         events = EventColumns.from_records(
