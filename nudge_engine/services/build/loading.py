@@ -89,9 +89,13 @@ def load_shard(
 
     prefs = PatientPrefs.defaults(n)
     category_col = {str(c): j for j, c in enumerate(CATEGORIES)}
-    prefs_rows = [
+    pr = PatientPreferenceRow
+    prefs_rows = [  # the columns only: no ORM objects, identity map or change tracking for a read-only shard
         pref for chunk in chunked(ids)
-        for pref in session.scalars(select(PatientPreferenceRow).where(PatientPreferenceRow.patient_id.in_(chunk)))
+        for pref in session.execute(
+            select(pr.patient_id, pr.quiet_start, pr.quiet_end, pr.snoozed_until, pr.opted_out_all,
+                   pr.opted_out_categories, pr.max_per_day, pr.max_per_week).where(pr.patient_id.in_(chunk))
+        )
     ]
     for pref in prefs_rows:
         i = row_of.get(pref.patient_id)

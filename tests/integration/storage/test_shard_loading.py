@@ -1,4 +1,5 @@
-"""A build reads each shard patient's events inside the planning windows, no more and no less, on both databases."""
+"""What a build reads of a shard, on both databases: each patient's events inside the planning windows (no more, no
+less) and their burden preferences."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from sqlalchemy.orm import Session
 
 import nudge_engine
 from nudge_engine.adapters.bulk import IN_LIST
-from nudge_engine.adapters.orm import PatientEventRow, PatientRow, new_id
+from nudge_engine.adapters.orm import PatientEventRow, PatientPreferenceRow, PatientRow, new_id
 from nudge_engine.adapters.shards import ShardClaim
-from nudge_engine.personalization.catalog import load_catalog
+from nudge_engine.personalization.catalog import CATEGORIES, load_catalog
 from nudge_engine.personalization.events import EVENT_CODE
 from nudge_engine.services.build.loading import load_shard
 
@@ -64,3 +65,32 @@ def test_a_shard_reads_the_events_of_its_windows_across_id_chunks(engine: Engine
         for e in kept
     )
     assert got == expected
+
+
+def test_a_shard_reads_each_patients_preferences_and_defaults_the_rest(engine: Engine) -> None:
+    ids = sorted(new_id() for _ in range(3))
+    snoozed = AS_OF + timedelta(hours=5, microseconds=250)
+    with Session(engine) as session:
+        session.execute(insert(PatientRow), [
+            {"id": pid, "shard_key": 0, "created_at": AS_OF - timedelta(days=200), "timezone": "UTC"} for pid in ids
+        ])
+        session.execute(insert(PatientPreferenceRow), [
+            {"patient_id": ids[0], "quiet_start": "22:30", "quiet_end": "06:15", "snoozed_until": snoozed,
+             "opted_out_categories": ["fasting", "no-such-category"], "opted_out_all": False, "max_per_day": 2,
+             "max_per_week": None, "updated_at": AS_OF},
+            {"patient_id": ids[1], "quiet_start": "00:00", "quiet_end": "00:00", "snoozed_until": None,
+             "opted_out_categories": [], "opted_out_all": True, "max_per_day": None, "max_per_week": 5,
+             "updated_at": AS_OF},
+        ])  # ids[2] has never set any
+        session.commit()
+        loaded = load_shard(session, ShardClaim("cycle", 0, 1), as_of=AS_OF, catalog=CATALOG, windows=WINDOWS)
+    prefs = loaded.batch.prefs
+
+    assert prefs.quiet_start_min.tolist() == [22 * 60 + 30, 0, 21 * 60]
+    assert prefs.quiet_end_min.tolist() == [6 * 60 + 15, 0, 8 * 60]
+    assert prefs.snoozed_until_s.tolist() == [snoozed.timestamp(), float("-inf"), float("-inf")]
+    assert prefs.opted_out_all.tolist() == [False, True, False]
+    opted = [[str(CATEGORIES[j]) for j in row.nonzero()[0]] for row in prefs.opted_out_categories]
+    assert opted == [["fasting"], [], []]  # a category the catalog does not know is left out
+    assert prefs.max_per_day.tolist() == [2, -1, -1]
+    assert prefs.max_per_week.tolist() == [-1, 5, -1]
