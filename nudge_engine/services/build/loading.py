@@ -35,7 +35,11 @@ class LoadedShard:
 
 def _ids_in(dialect: str) -> ColumnElement[bool]:
     """``patient_events.patient_id`` among the ids of one bound value (``ids``): a JSON array on SQLite, an array
-    on PostgreSQL, so that the statement's text is the same for any number of ids and compiles once."""
+    on PostgreSQL, so that the statement's text is the same for any number of ids and compiles once.
+
+    Not the JSON array on both (as the serve's claim does with its few ids, ``services.delivery``): for 500 ids
+    PostgreSQL planned ``IN (SELECT value FROM json_array_elements_text(...))`` as a join on another index, filtering
+    the times row by row (EXPLAIN ANALYZE, 30,000 rows: 47.6 ms), where ``= ANY`` scans the primary key (19.4 ms)."""
     patient_id = PatientEventRow.patient_id
     if dialect == "postgresql":
         return patient_id == any_(bindparam("ids", type_=ARRAY(String)))
