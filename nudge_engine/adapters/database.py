@@ -8,7 +8,8 @@ Before that they queue in a :class:`WriterQueue`: SQLite's own wait for a busy l
 polls with growing sleeps (1, 2, 5, 10 ... 100 ms), so a writer that finds the lock taken may sleep
 well past its release while the holder's process takes it again and again; under steady load from
 several ``serve`` workers that starves whole processes. The queue hands the lock on within a fraction
-of a millisecond instead.
+of a millisecond instead. Their commits never copy the log into the database file: that runs beside them
+(:mod:`nudge_engine.adapters.wal_checkpointer`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from nudge_engine.adapters import json_codec
 from nudge_engine.adapters.liveness import check_liveness
+from nudge_engine.adapters.wal_checkpointer import CHECKPOINTER, WalCheckpointer
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -96,6 +98,8 @@ class QueuedSQLiteDialect(SQLiteDialect_pysqlite):
 
     supports_statement_cache = True
     writer_queue: WriterQueue | None = None
+    database_file: Path | None = None  # on disk: its log is checkpointed after commits, by ``checkpointer``
+    checkpointer: WalCheckpointer = CHECKPOINTER
 
     def do_begin(self, dbapi_connection: Any) -> None:
         driver = _driver(dbapi_connection)
@@ -115,6 +119,8 @@ class QueuedSQLiteDialect(SQLiteDialect_pysqlite):
         finally:
             if self.writer_queue is not None:
                 self.writer_queue.release(_driver(dbapi_connection))
+        if self.database_file is not None:
+            self.checkpointer.committed(self.database_file)
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         try:
@@ -148,6 +154,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
         if on_disk and isinstance(engine.dialect, QueuedSQLiteDialect):
             engine.dialect.writer_queue = WriterQueue(Path(f"{parsed.database}.writers"))
+            engine.dialect.database_file = Path(str(parsed.database))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -158,6 +165,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-65536")
+            if on_disk:  # checkpoints run on this process's checkpointer thread, never inside a COMMIT
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine
